@@ -1,0 +1,331 @@
+"""Command line: ``python -m extension {vary,interpolate,refine,serve}``.
+
+Outputs are PNGs carrying their infotext (WebUI format, readable by PNG Info), written atomically under stable
+names; a re-run skips every output that already exists, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ReimagineError
+from .params import NOISE_PRESETS, REIMAGINE, Param
+
+DESCRIPTION = """\
+Stable unCLIP 2.1 image variations and an SDXL refiner pass, without a WebUI.
+
+examples:
+  python -m extension vary photo.jpg --model models/Stable-diffusion/sd21-unclip-h.ckpt --out out/ --n 4
+  python -m extension vary a.png b.png --weights 0.7,0.3 --model sd21-unclip-l.ckpt --out out/ --prompt "oil painting"
+  python -m extension interpolate a.png b.png --frames 8 --model sd21-unclip-h.ckpt --out strip/
+  python -m extension refine render.png --model sd_xl_refiner_1.0.safetensors --out refined/
+  python -m extension serve
+"""
+
+
+def _flag(param: Param) -> str:
+    return "--" + param.name.replace("_", "-")
+
+
+def _add_param(parser: argparse.ArgumentParser, param: Param, *flags: str, **overrides: Any) -> None:
+    """An option derived from the parameter table (type, default, range in the help)."""
+    help_text = overrides.pop("help", param.help or param.label)
+    kwargs: dict[str, Any] = {
+        "dest": param.name,
+        "type": param.kind if param.kind is not bool else None,
+        "default": overrides.pop("default", param.default),
+        "help": f"{help_text} ({'' if param.choices else param.expected() + '; '}default: %(default)s)",
+    }
+    if param.choices:
+        kwargs["choices"] = param.choices
+    kwargs.update(overrides)
+    parser.add_argument(*(flags or (_flag(param),)), **kwargs)
+
+
+def _generation_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``vary`` and ``interpolate``."""
+    table = REIMAGINE
+    _model_options(parser, "unCLIP 2.1 model: .ckpt/.safetensors file, diffusers folder or hub id")
+    parser.add_argument(
+        "--karlo-stats",
+        type=Path,
+        default=None,
+        help="ViT-L-14_stats.th for sd21-unclip-l (default: models/karlo/ next to the model's models folder)",
+    )
+    _add_param(parser, table["prompt"], "--prompt")
+    _add_param(parser, table["negative_prompt"], "--negative")
+    noise = parser.add_mutually_exclusive_group()
+    _add_param(noise, table["noise_level"])
+    noise.add_argument(
+        "--preset",
+        choices=[name.lower() for name in NOISE_PRESETS],
+        help="noise level preset: " + ", ".join(f"{name.lower()}={value}" for name, value in NOISE_PRESETS.items()),
+    )
+    _add_param(parser, table["steps"])
+    _add_param(parser, table["cfg_scale"], "--cfg")
+    _add_param(parser, table["sampler_name"], "--sampler")
+    _add_param(parser, table["scheduler"], "--schedule")
+    _add_param(parser, table["seed"])
+    _add_param(parser, table["width"])
+    _add_param(parser, table["height"])
+    _add_param(parser, table["fit"])
+
+
+def _model_options(parser: argparse.ArgumentParser, model_help: str) -> None:
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cuda, cuda:1, cpu (default: best)")
+    parser.add_argument(
+        "--config-root",
+        type=Path,
+        default=None,
+        help="folder of config-only model folders for single files (default: the bundled configs)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m extension", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    vary = commands.add_parser("vary", help="variations of one image, of each image in a folder, or of a mix")
+    vary.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image file(s) or folder(s)")
+    _generation_options(vary)
+    vary.add_argument("--n", type=int, default=4, help="variations per input (default: %(default)s)")
+    _add_param(vary, REIMAGINE["batch_size"])
+    vary.add_argument(
+        "--weights",
+        default=None,
+        help="mix all IMAGEs into one embedding with these weights, e.g. 0.7,0.3 (without it each image is varied "
+        "on its own)",
+    )
+    _add_param(vary, REIMAGINE["mix"], help="how a mix combines embeddings: average, or slerp for two images")
+    vary.set_defaults(run=run_vary)
+
+    strip = commands.add_parser("interpolate", help="a strip of frames morphing from image A to image B")
+    strip.add_argument("image_a", type=Path, metavar="A")
+    strip.add_argument("image_b", type=Path, metavar="B")
+    strip.add_argument("--frames", type=int, default=5, help="number of frames, 2-64 (default: %(default)s)")
+    _generation_options(strip)
+    strip.set_defaults(run=run_interpolate)
+
+    serve = commands.add_parser("serve", help="the Reimagine and Refine tabs as a local web app (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7861)
+    serve.add_argument("--models-dir", type=Path, default=None, help="folder with unCLIP / SDXL refiner models")
+    serve.set_defaults(run=run_serve)
+
+    _add_refine_parser(commands)
+    return parser
+
+
+def _add_refine_parser(commands: Any) -> None:
+    """``refine`` is provided by the refiner engine when it is present."""
+    try:
+        from .refine import add_cli_parser
+    except ImportError:
+        return
+    add_cli_parser(commands)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One output file and the request that makes it (``seed_offset`` indexes the request's seeds)."""
+
+    path: Path
+    seed_offset: int
+
+
+def _progress_bar(total: int, description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=description, unit="step", file=sys.stderr)
+    position = {"base": 0}
+
+    def advance(step: int, steps: int) -> None:
+        bar.n = position["base"] + step
+        bar.refresh()
+        if step == steps:
+            position["base"] += steps
+
+    return advance, bar.close
+
+
+def _load_images(paths: Sequence[Path]):
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+        except FileNotFoundError:
+            raise ReimagineError(f"input image not found: {path}") from None
+        except (UnidentifiedImageError, OSError) as error:
+            raise ReimagineError(f"cannot read {path} as an image: {error}") from None
+    return images
+
+
+def _settings(args: argparse.Namespace):
+    from .reimagine import VariationRequest
+
+    noise_level = NOISE_PRESETS[args.preset.capitalize()] if args.preset else args.noise_level
+    return VariationRequest(
+        images=[],
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        noise_level=noise_level,
+        steps=args.steps,
+        cfg_scale=args.cfg_scale,
+        sampler_name=args.sampler_name,
+        scheduler=args.scheduler,
+        width=args.width,
+        height=args.height,
+        fit=args.fit,
+        seed=args.seed,
+    )
+
+
+def _load_unclip(args: argparse.Namespace):
+    from .loading import load_unclip
+
+    return load_unclip(args.model, config_root=args.config_root, karlo_stats=args.karlo_stats, device=args.device)
+
+
+def _weights(text: str | None, count: int) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ReimagineError(f"--weights must be comma-separated numbers like 0.7,0.3, got {text!r}") from None
+    if len(weights) != count:
+        raise ReimagineError(f"--weights has {len(weights)} value(s) for {count} image(s)")
+    return weights
+
+
+def run_vary(args: argparse.Namespace) -> int:
+    """``vary``: n variations per input image (or per mix)."""
+    from .outputs import expand_inputs, save_png
+    from .reimagine import generate, seed_list
+
+    inputs = expand_inputs(args.images)
+    if not inputs:
+        raise ReimagineError("no input images found")
+    if args.n < 1:
+        raise ReimagineError(f"--n must be at least 1, got {args.n}")
+    weights = _weights(args.weights, len(inputs))
+    groups = [inputs] if weights is not None else [[path] for path in inputs]
+    settings = _settings(args)
+    seed = seed_list(settings.seed, 1)[0]
+    # Check every value before the (slow) model load.
+    replace(settings, images=_load_images(groups[0]), weights=weights, mix=args.mix).validated()
+
+    plans = []
+    for group in groups:
+        stem = "+".join(path.stem for path in group)
+        jobs = [Job(args.out / f"{stem}-{index:04d}.png", index) for index in range(args.n)]
+        todo = [job for job in jobs if args.overwrite or not job.path.exists()]
+        plans.append((group, todo))
+    pending = sum(len(todo) for _, todo in plans)
+    if pending == 0:
+        print(f"nothing to do: all outputs exist in {args.out} (use --overwrite to redo them)")
+        return 0
+
+    pipe = _load_unclip(args)
+    advance, close = _progress_bar(pending * _steps(settings, pipe), "vary")
+    written = 0
+    try:
+        for group, todo in plans:
+            images = _load_images(group)
+            for start in range(0, len(todo), args.batch_size):
+                batch = todo[start : start + args.batch_size]
+                consecutive = all(b.seed_offset == batch[0].seed_offset + i for i, b in enumerate(batch))
+                if not consecutive:
+                    batch = batch[:1]
+                request = replace(
+                    settings,
+                    images=images,
+                    weights=weights,
+                    mix=args.mix,
+                    seed=(seed + batch[0].seed_offset) % 2**32,
+                    batch_size=len(batch),
+                )
+                result = generate(pipe, request, progress=advance)
+                for job, image, text in zip(batch, result.images, result.infotexts):
+                    save_png(image, job.path, text)
+                    written += 1
+    finally:
+        close()
+    print(f"wrote {written} image(s) to {args.out}")
+    return 0
+
+
+def _steps(settings: Any, pipe: Any) -> int:
+    from .samplers import make_scheduler
+
+    scheduler = make_scheduler(dict(pipe.scheduler.config), settings.sampler_name, settings.scheduler)
+    scheduler.set_timesteps(settings.steps)
+    return len(scheduler.timesteps)
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    """``interpolate``: frames from A to B."""
+    from .outputs import save_png
+    from .reimagine import InterpolationRequest, interpolate, seed_list
+
+    stem = f"{args.image_a.stem}-to-{args.image_b.stem}"
+    paths = [args.out / f"{stem}-{frame:03d}.png" for frame in range(args.frames)]
+    if not args.overwrite and all(path.exists() for path in paths):
+        print(f"nothing to do: all frames exist in {args.out} (use --overwrite to redo them)")
+        return 0
+    if not 2 <= args.frames <= 64:
+        raise ReimagineError(f"--frames must be from 2 to 64, got {args.frames}")
+    settings = _settings(args)
+    settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
+    image_a, image_b = _load_images([args.image_a, args.image_b])
+    replace(settings, images=[image_a, image_b], mix="slerp").validated()
+    pipe = _load_unclip(args)
+    advance, close = _progress_bar(args.frames * _steps(settings, pipe), "interpolate")
+    try:
+        result = interpolate(
+            pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance
+        )
+    finally:
+        close()
+    for path, image, text in zip(paths, result.images, result.infotexts):
+        if args.overwrite or not path.exists():
+            save_png(image, path, text)
+    print(f"wrote {len(result.images)} frame(s) to {args.out}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``serve``: the standalone gradio app."""
+    from .app import serve
+
+    return serve(port=args.port, models_dir=args.models_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors print one clear line and exit with status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ReimagineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished outputs are saved; run the same command again to resume", file=sys.stderr)
+        return 130

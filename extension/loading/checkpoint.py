@@ -1,0 +1,212 @@
+"""Safe reading of single-file checkpoints (.safetensors and pickled .ckpt/.pt) without running any code.
+
+``.ckpt`` files are pickles. They are read with ``torch.serialization.load(..., weights_only=True)`` — the function
+itself, not ``torch.load``: inside AUTOMATIC1111 ``torch.load`` is replaced by ``modules/safe.py``'s filter, which
+returns ``None`` instead of raising. The weights-only unpickler refuses every global that is not a tensor/container
+type *before* calling it, so a malicious pickle is rejected without executing anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelLoadError
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".th")
+CHECKPOINT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
+
+StateDict = dict[str, torch.Tensor]
+
+
+def _name(path: Path) -> str:
+    return path.name or str(path)
+
+
+def _check_file(path: Path) -> None:
+    """Raise ModelLoadError unless ``path`` is an existing, readable regular file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ModelLoadError(f"Model file not found: {path}") from None
+    except OSError as e:
+        raise ModelLoadError(f"Cannot access model file {path}: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelLoadError(f"{path} is a folder, not a checkpoint file (.safetensors or .ckpt)")
+    if not os.access(path, os.R_OK):
+        raise ModelLoadError(f"Cannot read model file {path}: permission denied")
+    if st.st_size == 0:
+        raise ModelLoadError(f"{_name(path)} is empty (0 bytes): the download or copy is incomplete ({path})")
+
+
+def _is_safetensors(path: Path) -> bool:
+    return path.suffix.lower() in SAFETENSORS_SUFFIXES
+
+
+def _safetensors_error(path: Path, err: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"{_name(path)} is not a valid .safetensors file — it is truncated or corrupt "
+        f"(the download may be incomplete): {err} ({path})"
+    )
+
+
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)|Unsupported global: GLOBAL ([\w.]+)")
+
+
+def load_weights_only(path: str | os.PathLike[str], *, what: str = "checkpoint") -> object:
+    """Unpickle ``path`` with weights-only semantics (tensors, containers, numbers only); never executes code.
+
+    Returns whatever plain object the file holds (dict, tuple, ...). Raises ModelLoadError with a clear message for
+    unsafe pickles, files that are not PyTorch files, truncated files, or when a patched loader returns ``None``.
+    """
+    path = Path(path)
+    _check_file(path)
+    name = _name(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    is_zip = head.startswith(b"PK\x03\x04")
+    is_pickle = head[:1] == b"\x80"
+    if not (is_zip or is_pickle):
+        raise ModelLoadError(f"{name} is not a {what}: it is neither a PyTorch file nor a .safetensors file ({path})")
+    load = torch.serialization.load  # NOT torch.load: the WebUI monkeypatches that one (see module docstring)
+    try:
+        obj = load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
+    except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
+        msg = str(e)
+        if "Weights only load failed" in msg or isinstance(e, _unpickling_errors()):
+            m = _GLOBAL_RE.search(msg)
+            if m or "global" in msg.lower() or "REDUCE" in msg:
+                detail = f" (it asks for {m.group(1) or m.group(2)})" if m else ""
+                raise ModelLoadError(
+                    f"{name} is unsafe: it is not a plain checkpoint — its pickle wants to import and call "
+                    f"code{detail}. It was refused without running anything. Use a .safetensors version of this "
+                    f"model from a trusted source. ({path})"
+                ) from None
+            raise ModelLoadError(
+                f"{name} is not a plain checkpoint: its pickle holds data other than tensors, or it is corrupt. "
+                f"Nothing was executed. ({path})"
+            ) from None
+        raise ModelLoadError(f"{name} is truncated or corrupt and cannot be read as a PyTorch {what}: {e} ({path})") from None
+    if obj is None:
+        raise ModelLoadError(
+            f"{name} could not be read: the checkpoint loader returned nothing (in the WebUI this happens when its safe "
+            f"unpickler rejects the file). Use a .safetensors version of this model. ({path})"
+        )
+    return obj
+
+
+def _unpickling_errors() -> tuple[type[BaseException], ...]:
+    import pickle
+
+    return (pickle.UnpicklingError,)
+
+
+def _unwrap_state_dict(obj: object, path: Path) -> StateDict:
+    while isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise ModelLoadError(
+            f"{_name(path)} is not a model checkpoint: it holds a {type(obj).__name__}, not a dictionary of weights "
+            f"({path})"
+        )
+    sd = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not sd:
+        raise ModelLoadError(f"{_name(path)} contains no weights ({path})")
+    return sd
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
+    """Read a single-file checkpoint into ``{key: tensor}`` on the CPU (one copy of the weights, no code executed).
+
+    ``.safetensors`` is read with safetensors; anything else as a weights-only pickle (memory-mapped when it is a zip
+    checkpoint). A top-level ``"state_dict"`` wrapper is removed. Raises ModelLoadError naming the file on any problem.
+    """
+    path = Path(path)
+    _check_file(path)
+    if _is_safetensors(path):
+        import safetensors.torch
+
+        try:
+            return safetensors.torch.load_file(str(path), device="cpu")
+        except Exception as e:  # noqa: BLE001
+            raise _safetensors_error(path, e) from None
+    return _unwrap_state_dict(load_weights_only(path), path)
+
+
+@dataclass
+class Checkpoint:
+    """A single-file checkpoint opened for inspection: key shapes are available before the weights are read.
+
+    For .safetensors the shapes come from the header alone (cheap), so a wrong file is rejected before gigabytes are
+    read; pickles are memory-mapped, so reading them up front costs little. ``take_state_dict()`` hands the weights
+    over exactly once (the Checkpoint keeps no reference, so the caller controls their lifetime).
+    """
+
+    path: Path
+    shapes: dict[str, tuple[int, ...]]
+    _sd: StateDict | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Checkpoint:
+        """Open ``path`` and read its key names and shapes."""
+        path = Path(path)
+        _check_file(path)
+        if _is_safetensors(path):
+            from safetensors import safe_open
+
+            try:
+                with safe_open(str(path), framework="pt", device="cpu") as f:
+                    shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+            except Exception as e:  # noqa: BLE001
+                raise _safetensors_error(path, e) from None
+            _check_safetensors_size(path)
+            return cls(path, shapes)
+        sd = read_state_dict(path)
+        return cls(path, {k: tuple(v.shape) for k, v in sd.items()}, sd)
+
+    def take_state_dict(self) -> StateDict:
+        """Return the full state dict (read now for .safetensors) and drop this object's reference to it."""
+        sd, self._sd = self._sd, None
+        return sd if sd is not None else read_state_dict(self.path)
+
+    def keys(self) -> Iterator[str]:
+        """Key names."""
+        return iter(self.shapes)
+
+
+def _check_safetensors_size(path: Path) -> None:
+    """Reject a .safetensors file whose data section is shorter than its header says (truncated download)."""
+    import json
+    import struct
+
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end > path.stat().st_size:
+        raise _safetensors_error(path, ValueError("the data section is shorter than the header says"))
+
+
+def take_prefix(sd: StateDict, prefix: str) -> StateDict:
+    """Move every entry whose key starts with ``prefix`` out of ``sd`` into a new dict (keys unchanged)."""
+    keys = [k for k in sd if k.startswith(prefix)]
+    return {k: sd.pop(k) for k in keys}
+
+
+def tensor_bytes(sd: Mapping[str, torch.Tensor]) -> int:
+    """Total bytes of the tensors in ``sd``."""
+    return sum(t.numel() * t.element_size() for t in sd.values())
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """(resolved path, size, mtime_ns): changes whenever the file is replaced or rewritten."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return (str(p), st.st_size, st.st_mtime_ns)
