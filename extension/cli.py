@@ -298,9 +298,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     pipe = _load_unclip(args)
     advance, close = _progress_bar(args.frames * _steps(settings, pipe), "interpolate")
     try:
-        result = interpolate(
-            pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance
-        )
+        result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)
     finally:
         close()
     for path, image, text in zip(paths, result.images, result.infotexts):

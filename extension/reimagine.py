@@ -198,6 +198,11 @@ def _noise(seeds: Sequence[int], shape: tuple[int, ...], offset: int = 0) -> tor
 _AUGMENT_SEED_OFFSET = 0x5EED
 
 
+def augmentation_noise(seeds: Sequence[int], dim: int) -> torch.Tensor:
+    """The embedding-augmentation noise of each output, ``[len(seeds), dim]``, reproducible from its seed."""
+    return _noise(seeds, (dim,), _AUGMENT_SEED_OFFSET)
+
+
 @torch.no_grad()
 def encode_text(pipe: Any, prompt: str, negative_prompt: str, batch: int, guided: bool):
     """Prompt embeddings ``[2B or B, T, C]`` (unconditional first when guided)."""
@@ -322,7 +327,7 @@ def generate(
     for batch_index in range(request.n_iter):
         seeds = all_seeds[batch_index * request.batch_size : (batch_index + 1) * request.batch_size]
         # 3-4: augmentation noise from each output's seed, so a seed reproduces its image.
-        augment_noise = _noise(seeds, (image_embed.shape[-1],), _AUGMENT_SEED_OFFSET).to(device, image_embed.dtype)
+        augment_noise = augmentation_noise(seeds, image_embed.shape[-1]).to(device, image_embed.dtype)
         class_labels = augment_embedding(pipe, image_embed.expand(len(seeds), -1), request.noise_level, augment_noise)
         # 5: start from pure noise.
         latents = _noise(seeds, latent_shape).to(device, text_embeds.dtype)
@@ -395,7 +400,7 @@ def interpolate(
     text_embeds = encode_text(pipe, settings.prompt, settings.negative_prompt, 1, guided)
     latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     initial_latents = _noise([seed], latent_shape).to(device, text_embeds.dtype)
-    augment_noise = _noise([seed], (embed_a.shape[-1],), _AUGMENT_SEED_OFFSET).to(device, embed_a.dtype)
+    augment_noise = augmentation_noise([seed], embed_a.shape[-1]).to(device, embed_a.dtype)
     steps_per_frame = _steps_per_batch(scheduler, settings.steps)
 
     result = Result()

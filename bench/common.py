@@ -1,0 +1,74 @@
+"""Shared bench helpers: models with random weights built from configs, and interleaved timing."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def random_unclip(kind: str = "unclip-h", config_root: Path | None = None) -> Any:
+    """A ``StableUnCLIPImg2ImgPipeline`` with random weights from a config-only folder (default: the bundled,
+    full-size configs), on the CPU in fp32."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableUnCLIPImg2ImgPipeline, UNet2DConditionModel
+    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    from extension.loading.configs import build_tokenizer, config_dir
+
+    folder = config_dir(kind, config_root)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+    for parameter in unet.parameters():  # zero-initialised output layers would make every step a no-op
+        if not parameter.any():
+            parameter.data.normal_(0, 0.02)
+    return StableUnCLIPImg2ImgPipeline(
+        feature_extractor=CLIPImageProcessor.from_pretrained(folder / "feature_extractor"),
+        image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig.from_pretrained(folder / "image_encoder")),
+        image_normalizer=StableUnCLIPImageNormalizer.from_config(
+            StableUnCLIPImageNormalizer.load_config(folder / "image_normalizer")
+        ),
+        image_noising_scheduler=DDPMScheduler.from_pretrained(folder / "image_noising_scheduler"),
+        tokenizer=build_tokenizer(folder / "tokenizer", config_root),
+        text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
+        unet=unet,
+        scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"),
+        vae=AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
+    )
+
+
+def interleaved(runs: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[], None] = lambda: None):
+    """Time each callable ``repeats`` times, interleaved (A B A B …) so machine noise hits all alike.
+
+    Returns ``{name: [seconds, …]}``; one untimed warm-up call each first."""
+    for run in runs.values():
+        run()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            sync()
+            start = time.perf_counter()
+            run()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    """Median of a list of timings."""
+    return statistics.median(values)
