@@ -4,8 +4,8 @@ Request fields follow ``/sdapi/v1/txt2img`` where they overlap, and every value 
 tables as the UI and the CLI. Bad input is answered with HTTP 4xx and ``{"detail": "<message>"}``, never a 500.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the request models from the route functions'
+# annotations, which must be real classes, not strings.
 import base64
 import binascii
 import io
