@@ -1,0 +1,189 @@
+"""Test session setup: offline Hugging Face stack, a network guard, the tiny model fixtures.
+
+Import convention: the repository root is put on ``sys.path`` here, so test modules import helpers as
+``from tests.tiny_models import ...`` (never ``import tiny_models``, which would load a second copy).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# --- offline before anything imports huggingface_hub / transformers / diffusers -----------------------------------
+_HF_HOME = tempfile.mkdtemp(prefix="reimagine-hf-home-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HOME"] = _HF_HOME
+for _var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "DIFFUSERS_CACHE", "HF_DATASETS_CACHE"):
+    os.environ.pop(_var, None)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import pytest  # noqa: E402
+
+from tests.tiny_models import TinyModels, build_tiny_models  # noqa: E402
+
+
+# --- network guard -------------------------------------------------------------------------------------------------
+class NetworkBlockedError(ConnectionRefusedError):
+    """Raised instead of any non-loopback network access during tests."""
+
+
+def _is_local_host(host: Any) -> bool:
+    if host is None or host in ("", "localhost", "localhost.localdomain"):
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    try:
+        addr = ipaddress.ip_address(str(host).split("%", 1)[0])
+    except ValueError:
+        return False
+    return addr.is_loopback or addr.is_unspecified
+
+
+class NetworkGuard:
+    """Patches ``socket`` so that only loopback (and AF_UNIX) connections work; every other attempt is recorded and
+    fails at once with :class:`NetworkBlockedError` (an ``OSError``: requests/urllib3/httpx turn it into their
+    connection errors instead of hanging on DNS or TCP timeouts)."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, Any]] = []
+        self._saved: dict[str, Any] = {}
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._saved)
+
+    def _block(self, what: str, target: Any) -> None:
+        self.attempts.append((what, target))
+        raise NetworkBlockedError(f"network access blocked in tests: {what} {target!r}")
+
+    def _check_address(self, sock: socket.socket, address: Any) -> None:
+        inet = sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple)
+        if inet and not _is_local_host(address[0]):
+            self._block("connect", address)
+
+    def install(self) -> None:
+        if self.installed:
+            return
+        guard = self
+        orig = {
+            "connect": socket.socket.connect,
+            "connect_ex": socket.socket.connect_ex,
+            "create_connection": socket.create_connection,
+            "getaddrinfo": socket.getaddrinfo,
+        }
+
+        def connect(sock: socket.socket, address: Any) -> Any:
+            guard._check_address(sock, address)
+            return orig["connect"](sock, address)
+
+        def connect_ex(sock: socket.socket, address: Any) -> Any:
+            guard._check_address(sock, address)
+            return orig["connect_ex"](sock, address)
+
+        def create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
+            if not _is_local_host(address[0]):
+                guard._block("create_connection", address)
+            return orig["create_connection"](address, *args, **kwargs)
+
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if not _is_local_host(host):
+                guard._block("getaddrinfo", host)
+            return orig["getaddrinfo"](host, *args, **kwargs)
+
+        socket.socket.connect = connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+        socket.create_connection = create_connection  # type: ignore[assignment]
+        socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+        self._saved = orig
+
+    def uninstall(self) -> None:
+        if not self.installed:
+            return
+        socket.socket.connect = self._saved["connect"]  # type: ignore[method-assign]
+        socket.socket.connect_ex = self._saved["connect_ex"]  # type: ignore[method-assign]
+        socket.create_connection = self._saved["create_connection"]  # type: ignore[assignment]
+        socket.getaddrinfo = self._saved["getaddrinfo"]  # type: ignore[assignment]
+        self._saved = {}
+
+
+GUARD = NetworkGuard()
+GUARD.install()  # at import: collection-time imports are guarded too
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    GUARD.uninstall()
+    shutil.rmtree(_HF_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network_guard() -> Iterator[NetworkGuard]:
+    """Session-wide: non-loopback network access raises :class:`NetworkBlockedError` (loopback stays allowed)."""
+    GUARD.install()
+    yield GUARD
+
+
+@pytest.fixture
+def network_attempts(network_guard: NetworkGuard) -> list[tuple[str, Any]]:
+    """The blocked attempts made during this test (empty at its start): assert on it to prove 'no network tried'."""
+    network_guard.attempts.clear()
+    return network_guard.attempts
+
+
+def _set_hub_offline(offline: bool) -> None:
+    """Flip the offline switches that huggingface_hub/transformers/diffusers read at import time."""
+    value = "1" if offline else None
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+    import huggingface_hub.constants
+    from huggingface_hub.utils import reset_sessions
+
+    huggingface_hub.constants.HF_HUB_OFFLINE = offline
+    reset_sessions()  # the offline adapter is mounted when a session is created
+    for module, attr in (
+        ("transformers.utils.hub", "_is_offline_mode"),
+        ("diffusers.utils.hub_utils", "HF_HUB_OFFLINE"),
+        ("diffusers.loaders.lora_base", "HF_HUB_OFFLINE"),
+    ):
+        mod = sys.modules.get(module)
+        if mod is not None and hasattr(mod, attr):
+            setattr(mod, attr, offline)
+
+
+@pytest.fixture
+def hub_online(network_guard: NetworkGuard) -> Iterator[None]:
+    """``HF_HUB_OFFLINE`` unset for one test (the library switches too), with the network still blocked: code that
+    wrongly goes online fails fast (and shows up in ``network_attempts``) instead of being stopped by offline mode."""
+    _set_hub_offline(False)
+    try:
+        yield
+    finally:
+        _set_hub_offline(True)
+
+
+# --- tiny models -----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """Tiny random-weight unCLIP -h/-l and SDXL base/refiner in every form (see tests/tiny_models.py).
+
+    Built once per run in a pytest temp dir; with ``REIMAGINE_TINY_CACHE=/some/dir`` it is reused across runs (keyed by
+    a version string covering tiny_models.py and the library versions). Treat every path as read-only.
+    """
+    cache = os.environ.get("REIMAGINE_TINY_CACHE")
+    base = Path(cache).expanduser() if cache else tmp_path_factory.mktemp("tiny")
+    return build_tiny_models(base)

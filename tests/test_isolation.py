@@ -1,0 +1,203 @@
+"""The extension inside a WebUI process: the core loads under its own name and never collides with other extensions.
+
+A1111 runs ``scripts/reimagine.py`` with ``spec_from_file_location("reimagine.py", path)``, the extension root on
+``sys.path`` only while the file runs, and the module kept out of ``sys.modules`` (webui-api.md §2); Forge leaves
+every extension root on ``sys.path``. Another extension may already have imported a top-level ``extension`` or
+``utils``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.webui_stub import fixture as webui_fixture
+from tests.webui_stub.fixture import REPO_ROOT, WEBUI_ROOT, StubWebUI
+
+webui = webui_fixture.webui  # fixtures (tests/conftest.py may re-export them too)
+each_webui = webui_fixture.each_webui
+
+CORE = "sd_webui_reimagine"
+
+
+@pytest.fixture
+def foreign_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, ModuleType]:
+    """Another extension's top-level ``extension`` package and ``utils`` module, already imported."""
+    other = tmp_path / "other-extension"
+    (other / "extension").mkdir(parents=True)
+    (other / "extension" / "__init__.py").write_text("OWNER = 'other-extension'\n", encoding="utf-8")
+    (other / "extension" / "errors.py").write_text("OWNER = 'other-extension'\n", encoding="utf-8")
+    (other / "utils.py").write_text("OWNER = 'other-extension'\n", encoding="utf-8")
+    modules = {}
+    for name, path, search in (
+        ("extension", other / "extension" / "__init__.py", [str(other / "extension")]),
+        ("extension.errors", other / "extension" / "errors.py", None),
+        ("utils", other / "utils.py", None),
+    ):
+        spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=search)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setitem(sys.modules, name, module)
+        modules[name] = module
+    return modules
+
+
+def load_like_a1111(script: Path) -> ModuleType:
+    """What A1111's load_scripts does for one extension file, written out (scripts.py:487-530)."""
+    from modules import scripts
+
+    syspath = sys.path
+    try:
+        sys.path = [str(script.parent.parent), *sys.path]
+        scripts.current_basedir = str(script.parent.parent)
+        spec = importlib.util.spec_from_file_location(os.path.basename(script), script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path = syspath
+        scripts.current_basedir = scripts.paths.script_path
+
+
+def test_core_loads_under_its_own_name_next_to_a_foreign_extension_package(
+    webui: StubWebUI, foreign_packages: dict[str, ModuleType]
+) -> None:
+    path_before = list(sys.path)
+    script = load_like_a1111(webui.extension_dir / "scripts" / "reimagine.py")
+
+    core = sys.modules[CORE]
+    assert core.__name__ == CORE
+    assert Path(core.__file__).resolve() == REPO_ROOT / "extension" / "__init__.py"
+    assert core.__path__ == [str(webui.extension_dir / "extension")]
+    assert script.core is core
+    # the foreign packages are untouched and still what `import extension` / `import utils` give
+    for name, module in foreign_packages.items():
+        assert sys.modules[name] is module
+    import utils
+
+    import extension
+
+    assert extension.OWNER == utils.OWNER == "other-extension"
+    # our submodules resolve inside our core, theirs inside theirs
+    ours = importlib.import_module(f"{CORE}.errors")
+    assert ours.__file__.endswith(os.path.join("extension", "errors.py"))
+    assert hasattr(ours, "ReimagineError")
+    assert sys.modules["extension.errors"] is foreign_packages["extension.errors"]
+    assert sys.modules[f"{CORE}.webui"] is script.webui
+    # the script module itself is not in sys.modules, and sys.path is as before
+    assert "reimagine.py" not in sys.modules
+    assert sys.path == path_before
+
+
+def test_all_core_modules_use_relative_imports(webui: StubWebUI, foreign_packages: dict[str, ModuleType]) -> None:
+    """No core module imports ``extension`` by its bare name (not even lazily), and each one imports under the unique
+    name with a foreign ``extension`` present, binding nothing from the foreign package."""
+    core_dir = REPO_ROOT / "extension"
+    absolute = []
+    for path in sorted(core_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            absolute += [
+                f"{path.relative_to(REPO_ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "extension"
+            ]
+    assert absolute == [], "absolute imports of `extension` (use relative imports): " + ", ".join(absolute)
+
+    load_like_a1111(webui.extension_dir / "scripts" / "reimagine.py")
+    for path in sorted(core_dir.rglob("*.py")):
+        relative = path.relative_to(core_dir).with_suffix("")
+        if relative.name == "__main__" or "configs" in relative.parts:
+            continue
+        name = ".".join([CORE, *(p for p in relative.parts if p != "__init__")])
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:  # only a missing third-party dependency is acceptable here
+            assert (error.name or "").split(".")[0] not in ("", "extension", CORE), f"{name}: {error!r}"
+            continue
+        assert module.__name__ == name
+        for attr, value in vars(module).items():
+            origin = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+            assert not (isinstance(origin, str) and origin.split(".")[0] == "extension"), f"{name}.{attr} from {origin}"
+    assert sys.modules["extension"] is foreign_packages["extension"]
+
+
+def test_webui_loader_registers_callbacks_and_reload_ui_reregisters_without_reimport(
+    each_webui: StubWebUI, foreign_packages: dict[str, ModuleType]
+) -> None:
+    from modules import errors, script_callbacks
+
+    path_before = list(sys.path)
+    (script,) = each_webui.load_scripts()
+    assert errors.reported == []  # the fresh extension folder loads without errors
+    core = sys.modules[CORE]
+    core.loaded_marker = object()  # a re-import would create a fresh module without it
+    first = {
+        category: len(each_webui.callbacks(category)) for category in ("script_unloaded", "ui_tabs", "ui_settings")
+    }
+    assert first["script_unloaded"] == 1
+    (callback,) = each_webui.callbacks("script_unloaded")
+    assert callback.name == "sd-webui-reimagine/reimagine.py/script_unloaded/reimagine"
+
+    unloaded = []
+    script.webui.unload_hooks.append(lambda: unloaded.append(True))
+    (script_again,) = each_webui.reload_ui()
+
+    assert unloaded == [True]  # on_script_unloaded ran before the reload
+    assert script_again is not script  # the file ran again ...
+    assert sys.modules[CORE] is core and hasattr(core, "loaded_marker")  # ... but the core was not re-imported
+    assert script_again.webui is script.webui
+    again = {category: len(each_webui.callbacks(category)) for category in first}
+    assert again == first  # registered again, not twice
+    assert sys.modules["extension"] is foreign_packages["extension"]
+    if each_webui.flavour == "a1111":
+        assert sys.path == path_before  # A1111: the root was on sys.path only during the load
+    else:
+        assert str(each_webui.extension_dir) in sys.path  # Forge: script basedirs stay on sys.path
+    # a callback that raises is reported, not propagated
+    script.webui.unload_hooks.append(lambda: 1 / 0)
+    script_callbacks.script_unloaded_callback()
+
+
+def test_loading_the_script_imports_nothing_heavy(tmp_path: Path) -> None:
+    """In a fresh interpreter: loading scripts/reimagine.py through the WebUI loader imports no torch/diffusers/gradio."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(REPO_ROOT)!r})
+        from tests.webui_stub.fixture import StubWebUI
+        stub = StubWebUI({str(tmp_path / "webui")!r})
+        stub.activate()
+        (script,) = stub.load_scripts()
+        assert "{CORE}" in sys.modules, "core not loaded"
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "diffusers", "transformers", "gradio"))
+        print("HEAVY:", heavy)
+        print("REPORTED:", __import__("modules.errors").errors.reported)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "HEAVY: []" in done.stdout, done.stdout
+    assert "REPORTED: []" in done.stdout, done.stdout
+
+
+def test_stub_is_removed_after_a_test() -> None:
+    """The fixture leaves nothing behind (runs after the tests above in file order)."""
+    assert "modules" not in sys.modules
+    assert CORE not in sys.modules
+    assert str(WEBUI_ROOT) not in sys.path

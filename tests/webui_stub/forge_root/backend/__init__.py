@@ -1,0 +1,1 @@
+"""F: stand-in of Forge's ``backend`` package (importable only when the stand-in imitates Forge)."""
