@@ -57,7 +57,7 @@ def _safetensors_error(path: Path, err: Exception) -> ModelLoadError:
     )
 
 
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)|Unsupported global: GLOBAL ([\w.]+)")
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 
 
 def load_weights_only(path: str | os.PathLike[str], *, what: str = "checkpoint") -> object:
@@ -78,12 +78,12 @@ def load_weights_only(path: str | os.PathLike[str], *, what: str = "checkpoint")
     load = torch.serialization.load  # NOT torch.load: the WebUI monkeypatches that one (see module docstring)
     try:
         obj = load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
-    except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
+    except Exception as e:
         msg = str(e)
         if "Weights only load failed" in msg or isinstance(e, _unpickling_errors()):
             m = _GLOBAL_RE.search(msg)
-            if m or "global" in msg.lower() or "REDUCE" in msg:
-                detail = f" (it asks for {m.group(1) or m.group(2)})" if m else ""
+            if m or "Unsupported global" in msg:
+                detail = f" (it asks for {m.group(1)})" if m else ""
                 raise ModelLoadError(
                     f"{name} is unsafe: it is not a plain checkpoint — its pickle wants to import and call "
                     f"code{detail}. It was refused without running anything. Use a .safetensors version of this "
@@ -93,7 +93,9 @@ def load_weights_only(path: str | os.PathLike[str], *, what: str = "checkpoint")
                 f"{name} is not a plain checkpoint: its pickle holds data other than tensors, or it is corrupt. "
                 f"Nothing was executed. ({path})"
             ) from None
-        raise ModelLoadError(f"{name} is truncated or corrupt and cannot be read as a PyTorch {what}: {e} ({path})") from None
+        raise ModelLoadError(
+            f"{name} is truncated or corrupt and cannot be read as a PyTorch {what}: {e} ({path})"
+        ) from None
     if obj is None:
         raise ModelLoadError(
             f"{name} could not be read: the checkpoint loader returned nothing (in the WebUI this happens when its safe "
@@ -123,10 +125,12 @@ def _unwrap_state_dict(obj: object, path: Path) -> StateDict:
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
-    """Read a single-file checkpoint into ``{key: tensor}`` on the CPU (one copy of the weights, no code executed).
+    """Read a single-file checkpoint into ``{key: tensor}`` on the CPU (at most one copy of the weights, no code run).
 
-    ``.safetensors`` is read with safetensors; anything else as a weights-only pickle (memory-mapped when it is a zip
-    checkpoint). A top-level ``"state_dict"`` wrapper is removed. Raises ModelLoadError naming the file on any problem.
+    ``.safetensors`` is read with ``safetensors.torch.load_file`` and pickles as weights-only, memory-mapped when they
+    are zip checkpoints: either way the tensors are backed by a private mapping of the file, so pages become resident
+    only when used and models built from these tensors (same dtype and device) share them instead of copying.
+    A top-level ``"state_dict"`` wrapper is removed. Raises ModelLoadError naming the file on any problem.
     """
     path = Path(path)
     _check_file(path)
@@ -135,7 +139,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
 
         try:
             return safetensors.torch.load_file(str(path), device="cpu")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise _safetensors_error(path, e) from None
     return _unwrap_state_dict(load_weights_only(path), path)
 
@@ -159,15 +163,7 @@ class Checkpoint:
         path = Path(path)
         _check_file(path)
         if _is_safetensors(path):
-            from safetensors import safe_open
-
-            try:
-                with safe_open(str(path), framework="pt", device="cpu") as f:
-                    shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-            except Exception as e:  # noqa: BLE001
-                raise _safetensors_error(path, e) from None
-            _check_safetensors_size(path)
-            return cls(path, shapes)
+            return cls(path, safetensors_shapes(path))
         sd = read_state_dict(path)
         return cls(path, {k: tuple(v.shape) for k, v in sd.items()}, sd)
 
@@ -181,17 +177,38 @@ class Checkpoint:
         return iter(self.shapes)
 
 
-def _check_safetensors_size(path: Path) -> None:
-    """Reject a .safetensors file whose data section is shorter than its header says (truncated download)."""
+_SAFETENSORS_DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2"}
+
+
+def safetensors_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Key -> shape from a .safetensors header alone (no tensor data read), validating that the file is complete."""
     import json
     import struct
 
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if 8 + n + end > path.stat().st_size:
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > min(size - 8, 100_000_000):
+                raise ValueError("header size is larger than the file")
+            header = json.loads(f.read(n))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        shapes: dict[str, tuple[int, ...]] = {}
+        end = 0
+        for key, info in header.items():
+            if key == "__metadata__":
+                continue
+            if info.get("dtype") not in _SAFETENSORS_DTYPES:
+                raise ValueError(f"unknown dtype {info.get('dtype')!r} for {key}")
+            shapes[key] = tuple(int(x) for x in info["shape"])
+            end = max(end, int(info["data_offsets"][1]))
+    except (struct.error, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise _safetensors_error(path, e) from None
+    if 8 + n + end > size:
         raise _safetensors_error(path, ValueError("the data section is shorter than the header says"))
+    return shapes
 
 
 def take_prefix(sd: StateDict, prefix: str) -> StateDict:
