@@ -51,10 +51,16 @@ def random_unclip(kind: str = "unclip-h", config_root: Path | None = None) -> An
     )
 
 
-def interleaved(runs: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[], None] = lambda: None):
+def interleaved(
+    runs: dict[str, Callable[[], Any]],
+    repeats: int,
+    sync: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
     """Time each callable ``repeats`` times, interleaved (A B A B …) so machine noise hits all alike.
 
-    Returns ``{name: [seconds, …]}``; one untimed warm-up call each first."""
+    Returns ``{name: [seconds, …]}``; one untimed warm-up call each first. ``clock=time.process_time`` measures this
+    process's CPU time, which other processes on a shared CPU machine disturb far less than wall time."""
     for run in runs.values():
         run()
     sync()
@@ -62,10 +68,10 @@ def interleaved(runs: dict[str, Callable[[], Any]], repeats: int, sync: Callable
     for _ in range(repeats):
         for name, run in runs.items():
             sync()
-            start = time.perf_counter()
+            start = clock()
             run()
             sync()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 

@@ -168,3 +168,142 @@ REIMAGINE = ParamTable(
         Param("seed", "Seed", -1, int, -1, 2**32 - 1, 1, infotext="Seed", help="-1 = random"),
     ]
 )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# SDXL refiner post-pass (extension/refine.py). The names are also the named args of the txt2img/img2img script
+# (API ``alwayson_scripts``) and of ``POST /reimagine/v1/refine``. Infotext keys all start with "Refiner post-pass":
+# the key ``Refiner`` belongs to the WebUI's native refiner (pasting it would switch that one on).
+REFINER_MODES = ("Auto", "Latent", "Pixel")
+REFINER_INFOTEXT_PREFIX = "Refiner post-pass"
+
+REFINER = ParamTable(
+    [
+        Param(
+            "enabled",
+            "Refiner post-pass",
+            False,
+            bool,
+            help="run the SDXL refiner over each finished image (after sampling, Hires fix and face restoration); "
+            "an infotext with the key 'Refiner post-pass' enables it when pasted",
+        ),
+        Param(
+            "model",
+            "Refiner model",
+            "",
+            str,
+            infotext=REFINER_INFOTEXT_PREFIX,
+            help="SDXL refiner checkpoint (.safetensors/.ckpt), diffusers folder or hub id",
+        ),
+        Param(
+            "strength",
+            "Refiner strength",
+            0.25,
+            float,
+            0.0,
+            1.0,
+            0.01,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} strength",
+            help="how much noise is put back before refining: 0 = image unchanged, 0.2-0.3 = the refiner's range "
+            "(it was trained on the low-noise end of the schedule); above 0.5 it repaints and may distort",
+        ),
+        Param(
+            "steps",
+            "Refiner steps",
+            10,
+            int,
+            1,
+            150,
+            1,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} steps",
+            help="sampling steps the refiner actually runs (strength does not shrink them)",
+        ),
+        Param(
+            "mode",
+            "Refiner mode",
+            "Auto",
+            str,
+            choices=REFINER_MODES,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} mode",
+            help="Latent: refine an SDXL base's latents directly (no VAE round trip); Pixel: VAE-encode the finished "
+            "image (any base model); Auto: Latent when possible, else Pixel",
+        ),
+        Param(
+            "prompt",
+            "Refiner prompt",
+            "",
+            str,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} prompt",
+            help="blank = the base prompt",
+        ),
+        Param(
+            "negative_prompt",
+            "Refiner negative prompt",
+            "",
+            str,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} negative prompt",
+            help="blank = the base negative prompt",
+        ),
+        Param(
+            "cfg_scale",
+            "Refiner CFG scale",
+            None,
+            float,
+            1.0,
+            30.0,
+            0.5,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} CFG scale",
+            help="blank = the base's CFG scale",
+            inherit=True,
+        ),
+        Param(
+            "sampler_name",
+            "Refiner sampler",
+            None,
+            str,
+            choices=SAMPLER_NAMES,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} sampler",
+            help="blank = the base's sampler",
+            inherit=True,
+        ),
+        Param(
+            "scheduler",
+            "Refiner schedule type",
+            None,
+            str,
+            choices=SCHEDULE_NAMES,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} schedule type",
+            help="blank = the base's schedule type",
+            inherit=True,
+        ),
+        Param(
+            "aesthetic_score",
+            "Aesthetic score",
+            6.0,
+            float,
+            0.0,
+            10.0,
+            0.5,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} aesthetic",
+            help="the aesthetic rating the refiner is conditioned on (its training data was rated 0-10)",
+        ),
+        Param(
+            "negative_aesthetic_score",
+            "Negative aesthetic score",
+            2.5,
+            float,
+            0.0,
+            10.0,
+            0.5,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} negative aesthetic",
+            help="the rating of the unconditional (CFG) branch; keep it below the aesthetic score",
+        ),
+        Param(
+            "keep_original",
+            "Keep the pre-refiner image",
+            False,
+            bool,
+            help="also save and show the image as it was before the post-pass",
+        ),
+    ]
+)
