@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
 from .errors import ModelLoadError, ReimagineError
-from .params import REIMAGINE, ParamTable
+from .params import REFINER, REIMAGINE, ParamTable
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger uploads are refused (CLIP sees 224², the output size is set separately)
 MAX_IMAGES = 16
+
+# POST /reimagine/v1/refine takes the txt2img script's named args that make sense for uploaded images (it always
+# runs in pixel mode; ``enabled``/``mode``/``keep_original`` belong to the txt2img hook).
+REFINE_API = ParamTable(p for p in REFINER if p.name not in ("enabled", "mode", "keep_original", "model"))
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,12 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
         except ReimagineError as error:
             return JSONResponse({"detail": str(error)}, status_code=422)
 
+    refine_body = _request_model(
+        "ReimagineRefineRequest",
+        REFINE_API,
+        {"images": (list, ...), "model": (Optional[str], None), "seed": (Optional[int], None)},  # noqa: UP045
+    )
+
     def list_models() -> list[dict[str, str]]:
         return [{"name": e.name, "kind": e.kind, "path": e.path} for e in backend.models()]
 
@@ -197,7 +207,11 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
     def interpolate(body: interpolate_body) -> Any:  # type: ignore[valid-type]
         return answer(lambda: _run_interpolate(backend, _values(body)))
 
+    def refine(body: refine_body) -> Any:  # type: ignore[valid-type]
+        return answer(lambda: _run_refine(backend, _values(body)))
+
     app.add_api_route(f"{prefix}/models", list_models, methods=["GET"], dependencies=dependencies)
+    app.add_api_route(f"{prefix}/refine", refine, methods=["POST"], dependencies=dependencies)
     app.add_api_route(f"{prefix}/variations", variations, methods=["POST"], dependencies=dependencies)
     app.add_api_route(f"{prefix}/interpolate", interpolate, methods=["POST"], dependencies=dependencies)
 
@@ -256,3 +270,20 @@ def _run_interpolate(backend: Backend, values: dict[str, Any]) -> dict[str, Any]
         lambda progress, stop: interpolate(backend.load(model), request, progress=progress, should_stop=stop),
     )
     return _response(result, {**settings, "frames": frames, "model": model.name})
+
+
+def _run_refine(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
+    from .refine import BaseSettings, RefineRequest, refine
+
+    model = find_model(backend, values.pop("model", None), ("sdxl-refiner",))
+    images = _images(values, (1, MAX_IMAGES))
+    seed = values.pop("seed", -1)
+    settings = REFINE_API.validate(values)
+    # An uploaded PNG's own infotext (a WebUI or Reimagine output) is the base the blank controls inherit from.
+    base = BaseSettings.from_infotext(images[0].info.get("parameters"))
+    request = RefineRequest(images=images, base=base, mode="Pixel", seed=seed, **settings).validated()
+    result = backend.run_job(
+        "Refiner post-pass",
+        lambda progress, stop: refine(backend.load(model), request, progress=progress, should_stop=stop),
+    )
+    return _response(result, {**settings, "seed": seed, "model": model.name})

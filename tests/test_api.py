@@ -31,8 +31,8 @@ def _image(seed: int, size=(48, 40)) -> Image.Image:
 class FakeBackend:
     """The host side: one tiny model, a job lock like the WebUI's queue_lock, and a record of jobs."""
 
-    def __init__(self, pipe) -> None:
-        self.pipe = pipe
+    def __init__(self, pipe, refiner) -> None:
+        self.pipes = {"unclip-h": pipe, "sdxl-refiner": refiner}
         self.lock = threading.Lock()
         self.running = 0
         self.max_running = 0
@@ -40,11 +40,14 @@ class FakeBackend:
         self.loads: list[str] = []
 
     def models(self):
-        return [ModelEntry("sd21-unclip-h", "unclip-h", "sd21-unclip-h.safetensors")]
+        return [
+            ModelEntry("sd21-unclip-h", "unclip-h", "sd21-unclip-h.safetensors"),
+            ModelEntry("sd_xl_refiner_1.0", "sdxl-refiner", "sd_xl_refiner_1.0.safetensors"),
+        ]
 
     def load(self, entry):
         self.loads.append(entry.name)
-        return self.pipe
+        return self.pipes[entry.kind]
 
     def run_job(self, description, job):
         with self.lock:
@@ -59,9 +62,9 @@ class FakeBackend:
 
 @pytest.fixture(scope="module")
 def backend(tiny):
-    from extension.loading import load_unclip
+    from extension.loading import load_sdxl, load_unclip
 
-    return FakeBackend(load_unclip(tiny.unclip_h.folder))
+    return FakeBackend(load_unclip(tiny.unclip_h.folder), load_sdxl(tiny.sdxl_refiner.folder, role="refiner"))
 
 
 def _client(backend, api_auth=None) -> TestClient:
@@ -84,7 +87,10 @@ def _body(**changes):
 def test_models_lists_name_kind_and_relative_path(client):
     answer = client.get("/reimagine/v1/models")
     assert answer.status_code == 200
-    assert answer.json() == [{"name": "sd21-unclip-h", "kind": "unclip-h", "path": "sd21-unclip-h.safetensors"}]
+    assert answer.json() == [
+        {"name": "sd21-unclip-h", "kind": "unclip-h", "path": "sd21-unclip-h.safetensors"},
+        {"name": "sd_xl_refiner_1.0", "kind": "sdxl-refiner", "path": "sd_xl_refiner_1.0.safetensors"},
+    ]
 
 
 def test_variations_answer_like_txt2img(client):
@@ -176,3 +182,50 @@ def test_concurrent_requests_serialize_and_all_complete(client, backend):
     assert [a.status_code for a in answers] == [200] * 4
     assert sorted(json.loads(a.json()["info"])["all_seeds"][0] for a in answers) == [100, 101, 102, 103]
     assert backend.max_running == 1
+
+
+def _png_with_infotext(image: Image.Image, text: str) -> str:
+    from extension.outputs import png_info
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(text))
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_refine_uploaded_image_inherits_its_infotext(client, backend):
+    base_text = infotext.build(
+        "a lighthouse at dusk", "blurry", {"Steps": 20, "Sampler": "Euler", "Seed": 3, "CFG scale": 5}
+    )
+    body = {"images": [_png_with_infotext(_image(3, (64, 64)), base_text)], "strength": 0.3, "steps": 2, "seed": 11}
+    answer = client.post("/reimagine/v1/refine", json=body)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    refined = Image.open(io.BytesIO(base64.b64decode(data["images"][0])))
+    assert refined.size == (64, 64)
+    parsed = infotext.parse(refined.info["parameters"])
+    assert parsed["Prompt"] == "a lighthouse at dusk"  # the base generation's parameters are kept
+    assert parsed["Refiner post-pass strength"] == "0.3"
+    assert parsed["Refiner post-pass steps"] == "2"
+    assert parsed["Refiner post-pass"] == backend.pipes["sdxl-refiner"].reimagine_info.name
+    assert "Refiner" not in parsed  # the native refiner's key is never written
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "message"),
+    [
+        ({"strength": 1.5}, 422, "strength must be a number from 0 to 1"),
+        ({"steps": 0}, 422, "steps must be an integer from 1 to 150"),
+        ({"model": "sd21-unclip-h"}, 404, "unknown model 'sd21-unclip-h'"),
+        ({"aesthetic_score": "high"}, 422, ""),
+    ],
+)
+def test_refine_rejects_bad_values(client, changes, status, message):
+    body = {"images": [_b64(_image(3, (64, 64)))], "steps": 2, **changes}
+    answer = client.post("/reimagine/v1/refine", json=body)
+    assert answer.status_code == status
+    assert message in json.dumps(answer.json()["detail"])
+
+
+def test_refine_refuses_fields_of_the_txt2img_hook(client):
+    answer = client.post("/reimagine/v1/refine", json={"images": [_b64(_image(3, (64, 64)))], "enabled": True})
+    assert answer.status_code == 422
