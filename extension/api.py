@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from .errors import ModelLoadError, ReimagineError
 from .params import REFINER, REIMAGINE, ParamTable
@@ -136,10 +136,7 @@ def _request_model(name: str, table: ParamTable, extra: dict[str, tuple[Any, Any
     """A pydantic model (v1 or v2) whose fields come from ``table``; range checks stay in the table."""
     import pydantic
 
-    fields: dict[str, tuple[Any, Any]] = {
-        param.name: (Optional[param.kind], None)
-        for param in table  # noqa: UP045 - pydantic v1 needs Optional
-    }
+    fields: dict[str, tuple[Any, Any]] = {param.name: (param.kind | None, None) for param in table}
     fields.update(extra)
     # Unknown fields are an error (a typo must not be silently ignored); pydantic 1 and 2 spell this differently.
     if pydantic.VERSION.startswith("1."):
@@ -174,12 +171,12 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
     variations_body = _request_model(
         "ReimagineVariationsRequest",
         REIMAGINE,
-        {"images": (list, ...), "weights": (Optional[list], None), "model": (Optional[str], None)},  # noqa: UP045
+        {"images": (list, ...), "weights": (list | None, None), "model": (str | None, None)},
     )
     interpolate_body = _request_model(
         "ReimagineInterpolateRequest",
         REIMAGINE,
-        {"images": (list, ...), "frames": (int, 5), "model": (Optional[str], None)},  # noqa: UP045
+        {"images": (list, ...), "frames": (int, 5), "model": (str | None, None)},
     )
 
     def answer(call: Callable[[], dict[str, Any]]) -> Any:
@@ -195,7 +192,7 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
     refine_body = _request_model(
         "ReimagineRefineRequest",
         REFINE_API,
-        {"images": (list, ...), "model": (Optional[str], None), "seed": (Optional[int], None)},  # noqa: UP045
+        {"images": (list, ...), "model": (str | None, None), "seed": (int | None, None)},
     )
 
     def list_models() -> list[dict[str, str]]:
