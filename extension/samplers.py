@@ -25,7 +25,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "DPM++ 2M": SamplerSpec(
         "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}, ("Karras", "Uniform")
     ),
-    "DPM++ 2M SDE": SamplerSpec("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, ("Karras", "Uniform")),
+    "DPM++ 2M SDE": SamplerSpec(
+        "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, ("Karras", "Uniform")
+    ),
     "DPM++ SDE": SamplerSpec("DPMSolverSDEScheduler", {}, ("Karras", "Uniform")),
     "Euler a": SamplerSpec("EulerAncestralDiscreteScheduler", {}, _UNIFORM),
     "Euler": SamplerSpec("EulerDiscreteScheduler", {}, _SIGMA_SCHEDULES),

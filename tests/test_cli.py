@@ -78,7 +78,18 @@ def test_vary_mix_with_weights_and_preset(tiny, inputs, tmp_path):
     args = [str(inputs / "cat.png"), str(inputs / "dog.jpg")]
     assert main(["vary", *args, *_vary_args(tiny.unclip_h.folder, out, "--n", "1", "--weights", "0.7,0.3")]) == 0
     assert infotext.parse(read_infotext(out / "cat+dog-0000.png"))["Noise level"] == "200"
-    assert main(["vary", *args, *_vary_args(tiny.unclip_h.folder, out, "--weights", "0.7,0.3", "--n", "1", "--preset", "strong", "--overwrite")]) == 0
+    assert (
+        main(
+            [
+                "vary",
+                *args,
+                *_vary_args(
+                    tiny.unclip_h.folder, out, "--weights", "0.7,0.3", "--n", "1", "--preset", "strong", "--overwrite"
+                ),
+            ]
+        )
+        == 0
+    )
     parsed = infotext.parse(read_infotext(out / "cat+dog-0000.png"))
     assert parsed["Mix weights"] == "0.7, 0.3"
     assert parsed["Noise level"] == "500"

@@ -1,0 +1,505 @@
+"""What the tab's buttons do, without gradio: Generate (variations or interpolation), Refine with SDXL, Vary again.
+
+Each job runs inside :meth:`Host.run` (queue, progress bar, error display), reports to the host's :class:`Control`
+and returns the output panel's four values ``(gallery, generation_info_json, infotext_html, log_html)``.
+
+Batch count: every batch is one engine call, so a finished batch is saved and shown as the live preview at once,
+Skip abandons only the current batch, and "interrupt after the current batch" (the WebUI's first Interrupt click
+during a multi-batch run) is honoured between batches. Interrupt stops after the current step; what finished is kept.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import ParamError, ReimagineError
+from ..params import REFINER, REIMAGINE
+from .host import Control, Host
+from .models import REFINER_KINDS, UNCLIP_KINDS
+
+MAX_INPUTS = 4
+"""Input image slots of the tab (each with a weight)."""
+
+MODE_VARIATIONS = "Variations"
+MODE_INTERPOLATION = "Interpolation"
+MODES = (MODE_VARIATIONS, MODE_INTERPOLATION)
+
+
+def input_names() -> list[str]:
+    """The Generate handler's inputs after the task id, in order (the tab passes components in this order)."""
+    images = [name for i in range(1, MAX_INPUTS + 1) for name in (f"image_{i}", f"weight_{i}")]
+    return ["mode", "model", *images, *REIMAGINE.params, "frames"]
+
+
+@dataclass
+class GenerationInfo:
+    """The run's parameters and per-image infotexts: the output panel's ``generation_info`` JSON (shape of the
+    WebUI's ``Processed.js()``, which its 💾/🗃️ buttons read) and the ``p`` handed to ``images.save_image``."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = -1
+    all_prompts: list[str] = field(default_factory=list)
+    all_negative_prompts: list[str] = field(default_factory=list)
+    all_seeds: list[int] = field(default_factory=list)
+    all_subseeds: list[int] = field(default_factory=list)
+    subseed: int = -1
+    subseed_strength: float = 0
+    width: int = 0
+    height: int = 0
+    sampler_name: str = ""
+    scheduler: str = ""
+    cfg_scale: float = 0
+    steps: int = 0
+    batch_size: int = 1
+    n_iter: int = 1
+    noise_level: int = 0
+    sd_model_name: str = ""
+    sd_model_hash: str = ""
+    infotexts: list[str] = field(default_factory=list)
+    styles: list[str] = field(default_factory=list)
+    extra_generation_params: dict[str, Any] = field(default_factory=dict)
+    index_of_first_image: int = 0
+    job_timestamp: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S"))
+    clip_skip: int = 1
+    restore_faces: bool = False
+    face_restoration_model: str | None = None
+    seed_resize_from_w: int = -1
+    seed_resize_from_h: int = -1
+    denoising_strength: float | None = None
+    is_using_inpainting_conditioning: bool = False
+    batch_index: int = 0
+    iteration: int = 0
+
+    def add(self, images: Sequence[Any], infotexts: Sequence[str], seeds: Sequence[int]) -> None:
+        """Record finished images."""
+        self.infotexts.extend(infotexts)
+        self.all_seeds.extend(seeds)
+        self.all_subseeds.extend(seeds)
+        self.all_prompts.extend([self.prompt] * len(infotexts))
+        self.all_negative_prompts.extend([self.negative_prompt] * len(infotexts))
+        if images and not self.width:
+            self.width, self.height = images[0].size
+
+    def js(self) -> str:
+        """The JSON the output panel keeps."""
+        return json.dumps(asdict(self), default=str)
+
+
+def plaintext_to_html(text: str, classname: str | None = None) -> str:
+    """The WebUI's rendering of an infotext (``ui_common.plaintext_to_html``)."""
+    content = "<br>\n".join(html.escape(line) for line in text.split("\n"))
+    return f"<p class='{classname}'>{content}</p>" if classname else f"<p>{content}</p>"
+
+
+def error_html(message: str) -> str:
+    """A user error, styled like the WebUI's."""
+    return f"<div class='error'>{html.escape(message)}</div>"
+
+
+INTERRUPTED_NOTE = "Interrupted: the images that finished are shown."
+
+
+def _note(finished: int, planned: int, interrupted: bool) -> str:
+    """The log line of a stopped run (a stable sentence, so the WebUI can translate it, then the counts)."""
+    if interrupted:
+        return f"<p class='reimagine-note'><span>{INTERRUPTED_NOTE}</span> <span>{finished} / {planned}</span></p>"
+    return ""
+
+
+@dataclass
+class Outputs:
+    """Accumulates one run's outputs and renders the panel's four values."""
+
+    info: GenerationInfo
+    gallery: list[Any] = field(default_factory=list)
+    interrupted: bool = False
+    planned: int = 0
+    error: str = ""
+
+    def values(self) -> tuple[list[Any], str, str, str]:
+        """``(gallery, generation_info, infotext_html, log_html)``."""
+        first = plaintext_to_html(self.info.infotexts[0]) if self.info.infotexts else ""
+        log = _note(len(self.gallery), self.planned, self.interrupted)
+        if self.error:
+            log = error_html(self.error) + log
+        return self.gallery, self.info.js(), first, log
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading the tab's values
+
+
+@dataclass
+class TabValues:
+    """The Generate handler's inputs, by name (see :func:`input_names`)."""
+
+    mode: str
+    model: str | None
+    images: list[Any]
+    weights: list[float]
+    settings: dict[str, Any]
+    frames: int
+
+    @classmethod
+    def from_args(cls, args: Sequence[Any]) -> TabValues:
+        """Map the handler's positional arguments (without the task id) to names and check them."""
+        names = input_names()
+        if len(args) != len(names):
+            raise TypeError(f"expected {len(names)} inputs, got {len(args)}")
+        values = dict(zip(names, args))
+        images: list[Any] = []
+        weights: list[float] = []
+        for i in range(1, MAX_INPUTS + 1):
+            image = values.pop(f"image_{i}")
+            weight = values.pop(f"weight_{i}")
+            if image is not None:
+                images.append(image.convert("RGB") if hasattr(image, "convert") else image)
+                try:
+                    weights.append(float(weight))
+                except (TypeError, ValueError):
+                    raise ParamError(f"the weight of image {i} must be a number, got {weight!r}") from None
+        mode = values.pop("mode") or MODE_VARIATIONS
+        if mode not in MODES:
+            raise ParamError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        model = values.pop("model")
+        frames = values.pop("frames")
+        settings = REIMAGINE.validate({k: v for k, v in values.items() if k in REIMAGINE.params})
+        try:
+            frames = int(frames)
+        except (TypeError, ValueError):
+            raise ParamError(f"frames must be an integer, got {frames!r}") from None
+        return cls(mode, model, images, weights, settings, frames)
+
+
+def _info_for(settings: dict[str, Any], pipe: Any) -> GenerationInfo:
+    from ..reimagine import model_identity
+    from ..samplers import resolved_schedule
+
+    identity = model_identity(pipe)
+    return GenerationInfo(
+        prompt=settings["prompt"],
+        negative_prompt=settings["negative_prompt"],
+        seed=settings["seed"],
+        sampler_name=settings["sampler_name"],
+        scheduler=resolved_schedule(settings["sampler_name"], settings["scheduler"]),
+        cfg_scale=settings["cfg_scale"],
+        steps=settings["steps"],
+        batch_size=settings["batch_size"],
+        n_iter=settings["n_iter"],
+        noise_level=settings["noise_level"],
+        sd_model_name=identity.name,
+        sd_model_hash=identity.hash,
+        extra_generation_params={"Noise level": settings["noise_level"], "CLIP fit": settings["fit"]},
+    )
+
+
+def steps_per_job(pipe: Any, sampler: str, schedule: str, steps: int) -> int:
+    """Sampling steps one batch reports (the scheduler's timestep count)."""
+    from ..samplers import make_scheduler
+
+    scheduler = make_scheduler(dict(pipe.scheduler.config), sampler, schedule)
+    scheduler.set_timesteps(steps)
+    return len(scheduler.timesteps)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Generate
+
+
+@dataclass
+class Engine:
+    """The engine functions the jobs call (replaceable in tests)."""
+
+    generate: Callable[..., Any] | None = None
+    interpolate: Callable[..., Any] | None = None
+    refine: Callable[..., Any] | None = None
+
+    def resolved(self) -> Engine:
+        """Fill unset functions with the real engine's."""
+        from .. import reimagine
+
+        generate, interpolate = self.generate or reimagine.generate, self.interpolate or reimagine.interpolate
+        refine = self.refine
+        if refine is None:
+            from .. import refine as refine_module
+
+            refine = refine_module.refine
+        return Engine(generate, interpolate, refine)
+
+
+def generate(host: Host, args: Sequence[Any], engine: Engine | None = None) -> tuple[list[Any], str, str, str]:
+    """The Generate button: variations of the (mixed) input images, or an interpolation strip."""
+    engine = (engine or Engine()).resolved()
+    control = host.control()
+    outputs = Outputs(GenerationInfo())
+    try:
+        values = TabValues.from_args(args)
+        if values.mode == MODE_INTERPOLATION:
+            _interpolation(host, control, values, engine, outputs)
+        else:
+            _variations(host, control, values, engine, outputs)
+    except ReimagineError as error:
+        outputs.error = str(error)
+    return outputs.values()
+
+
+def _variations(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
+    from ..reimagine import VariationRequest, seed_list
+
+    if not values.images:
+        raise ParamError("Add at least one input image.")
+    request = VariationRequest(images=values.images, weights=values.weights, **values.settings).validated()
+    choice = host.find(values.model, UNCLIP_KINDS)
+    first_seed = seed_list(request.seed, 1)[0]
+    outputs.planned = request.n_iter * request.batch_size
+    control.begin(request.n_iter, request.steps, f"Batch 1 of {request.n_iter}")
+    with host.pipeline(choice, "unclip") as pipe:
+        outputs.info = _info_for({**values.settings, "seed": first_seed}, pipe)
+        if len(values.images) > 1:
+            outputs.info.extra_generation_params["Mix weights"] = ", ".join(f"{w:g}" for w in request.weights)
+        control.begin(
+            request.n_iter,
+            steps_per_job(pipe, request.sampler_name, request.scheduler, request.steps),
+            f"Batch 1 of {request.n_iter}",
+        )
+        for batch in range(request.n_iter):
+            if control.interrupted or (control.stopping and batch > 0):
+                outputs.interrupted = True
+                break
+            control.clear_skip()
+            seed = (first_seed + batch * request.batch_size) % 2**32
+            result = engine.generate(
+                pipe,
+                replace(request, n_iter=1, seed=seed),
+                progress=control.step,
+                should_stop=control.should_stop_step,
+            )
+            _collect(host, control, outputs, result)
+            if result.interrupted and not (control.skipped and not control.interrupted):
+                outputs.interrupted = True
+                break
+            control.next_job(f"Batch {batch + 2} of {request.n_iter}" if batch + 1 < request.n_iter else "")
+
+
+def _collect(host: Host, control: Control, outputs: Outputs, result: Any) -> None:
+    if not result.images:
+        return
+    outputs.info.add(result.images, result.infotexts, result.seeds)
+    outputs.gallery.extend(host.save(list(result.images), list(result.infotexts), outputs.info))
+    control.preview(result.images[-1])
+
+
+def _interpolation(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
+    from ..reimagine import InterpolationRequest, VariationRequest, seed_list
+
+    if len(values.images) < 2:
+        raise ParamError("Interpolation needs two input images: put image A into slot 1 and image B into slot 2.")
+    image_a, image_b = values.images[:2]
+    settings = {**values.settings, "n_iter": 1, "batch_size": 1}
+    settings["seed"] = seed_list(settings["seed"], 1)[0]
+    VariationRequest(images=[image_a, image_b], **{**settings, "mix": "slerp"}).validated()
+    if not 2 <= values.frames <= FRAMES_RANGE[1]:
+        raise ParamError(f"frames must be an integer from 2 to {FRAMES_RANGE[1]}, got {values.frames}")
+    choice = host.find(values.model, UNCLIP_KINDS)
+    outputs.planned = values.frames
+    control.begin(1, values.frames * settings["steps"], "Interpolation")
+    with host.pipeline(choice, "unclip") as pipe:
+        outputs.info = _info_for(settings, pipe)
+        outputs.info.extra_generation_params["Interpolation frames"] = values.frames
+        per_frame = steps_per_job(pipe, settings["sampler_name"], settings["scheduler"], settings["steps"])
+        control.begin(1, values.frames * per_frame, "Interpolation")
+        request = InterpolationRequest(image_a, image_b, values.frames, VariationRequest(images=[], **settings))
+        result = engine.interpolate(
+            pipe, request, progress=control.step, should_stop=lambda: control.should_stop_step() or control.stopping
+        )
+        _collect(host, control, outputs, result)
+        outputs.interrupted = bool(result.interrupted)
+
+
+FRAMES_RANGE = (2, 64)
+"""Interpolation frames the engine accepts (``reimagine.interpolate``); the default is
+``InterpolationRequest.frames``."""
+
+
+def default_frames() -> int:
+    """The engine's default frame count."""
+    from ..reimagine import InterpolationRequest
+
+    return int(InterpolationRequest.__dataclass_fields__["frames"].default)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Refine with SDXL, Vary again, reuse seed
+
+
+def refine_size(size: tuple[int, int], area: int = 1024 * 1024) -> tuple[int, int]:
+    """``size`` scaled to ``area`` pixels (the refiner's native 1024² class), sides multiples of 64."""
+    width, height = size
+    scale = (area / (width * height)) ** 0.5
+    return max(64, round(width * scale / 64) * 64), max(64, round(height * scale / 64) * 64)
+
+
+def selected_infotext(generation_info: str, index: int) -> str:
+    """The infotext of gallery image ``index`` from the panel's JSON ("" when unknown)."""
+    try:
+        texts = json.loads(generation_info)["infotexts"]
+        return texts[index] if 0 <= index < len(texts) else ""
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def selected_seed(generation_info: str, index: int) -> int | None:
+    """The seed of gallery image ``index`` (the ♻️ button), or None."""
+    try:
+        seeds = json.loads(generation_info)["all_seeds"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not seeds:
+        return None
+    return int(seeds[index if 0 <= index < len(seeds) else 0])
+
+
+def refine_selected(
+    host: Host,
+    gallery: Any,
+    index: Any,
+    generation_info: str,
+    model: str | None,
+    strength: Any,
+    steps: Any,
+    engine: Engine | None = None,
+) -> tuple[list[Any], str, str, str]:
+    """The "Refine with SDXL" button: the selected output through the SDXL refiner post-pass (pixel mode, 1024² class)."""
+    engine = (engine or Engine()).resolved()
+    control = host.control()
+    outputs = Outputs(GenerationInfo())
+    try:
+        position = int(index or 0)
+        image = host.gallery_image(gallery, position)
+        if image is None:
+            raise ParamError("Generate an image first (or select one in the gallery), then refine it.")
+        text = selected_infotext(generation_info, position) or image.info.get("parameters", "")
+        outputs.info, outputs.planned = GenerationInfo(), 1
+        _refine_images(host, control, [(image, text)], model, strength, steps, engine, outputs, resize=True)
+    except ReimagineError as error:
+        outputs.error = str(error)
+    return outputs.values()
+
+
+def refine_uploaded(
+    host: Host, images: Sequence[tuple[Any, str]], model: str | None, controls: dict[str, Any], engine: Engine | None
+) -> tuple[list[Any], str, str, str]:
+    """The standalone "Refine" tab: every uploaded image through the refiner (pixel mode, sizes kept)."""
+    engine = (engine or Engine()).resolved()
+    control = host.control()
+    outputs = Outputs(GenerationInfo(), planned=len(images))
+    try:
+        if not images:
+            raise ParamError("Add at least one image to refine.")
+        _refine_images(host, control, images, model, None, None, engine, outputs, resize=False, controls=controls)
+    except ReimagineError as error:
+        outputs.error = str(error)
+    return outputs.values()
+
+
+def _refine_images(
+    host: Host,
+    control: Control,
+    images: Sequence[tuple[Any, str]],
+    model: str | None,
+    strength: Any,
+    steps: Any,
+    engine: Engine,
+    outputs: Outputs,
+    *,
+    resize: bool,
+    controls: dict[str, Any] | None = None,
+) -> None:
+    from ..refine import BaseSettings, RefineRequest, planned_steps
+    from ..reimagine import seed_list
+
+    values = dict(controls or {})
+    if strength is not None:
+        values["strength"] = strength
+    if steps is not None:
+        values["steps"] = steps
+    engine_names = {"strength", "steps", "prompt", "negative_prompt", "cfg_scale", "sampler_name", "scheduler"}
+    engine_names |= {"aesthetic_score", "negative_aesthetic_score"}
+    checked = REFINER.validate({k: v for k, v in values.items() if k in engine_names})
+    settings = {k: checked[k] for k in engine_names}
+    seed = REIMAGINE["seed"].coerce(values.get("seed", -1))
+    choice = host.find(model, REFINER_KINDS)
+    planned = planned_steps(settings["steps"], settings["strength"])
+    control.begin(len(images), max(planned, 1), "Refine with SDXL")
+    outputs.info.sd_model_name = choice.stem
+    with host.pipeline(choice, "refiner") as pipe:
+        for number, (image, text) in enumerate(images):
+            if control.interrupted or (control.stopping and number > 0):
+                outputs.interrupted = True
+                break
+            control.clear_skip()
+            image = image.convert("RGB")
+            if resize:
+                image = image.resize(refine_size(image.size, host.refine_area), _lanczos())
+                text = _with_size(text, image.size)
+            base = BaseSettings.from_infotext(text or None)
+            image_seed = seed if seed != -1 else _base_seed(text, seed_list(-1, 1)[0])
+            request = RefineRequest(images=[image], base=base, mode="Pixel", seed=image_seed, **settings)
+            result = engine.refine(pipe, request, progress=control.step, should_stop=control.should_stop_step)
+            _collect(host, control, outputs, result)
+            if result.interrupted and not (control.skipped and not control.interrupted):
+                outputs.interrupted = True
+                break
+            control.next_job()
+
+
+def _with_size(text: str, size: tuple[int, int]) -> str:
+    """``text`` with its ``Size`` set to the resized image's (the refined image keeps that size)."""
+    from .. import infotext
+
+    if not text:
+        return text
+    params = infotext.parse(text)
+    prompt, negative = params.pop("Prompt"), params.pop("Negative prompt")
+    if "Size" in params:
+        params["Size"] = f"{size[0]}x{size[1]}"
+    return infotext.build(prompt, negative, params)
+
+
+def _base_seed(text: str, fallback: int) -> int:
+    from .. import infotext
+
+    try:
+        return REIMAGINE["seed"].coerce(infotext.parse(text)["Seed"]) if text else fallback
+    except (KeyError, ParamError):
+        return fallback
+
+
+def _lanczos() -> Any:
+    from PIL import Image
+
+    return getattr(Image, "Resampling", Image).LANCZOS
+
+
+def match_aspect(image: Any, width: Any, height: Any, maximum: int) -> tuple[int, int] | None:
+    """The "Match input aspect" button: keep the width (or the height, when the width is 0 = automatic) and set the other side
+    from the first input image's aspect ratio, in multiples of 64; None when there is nothing to match."""
+    if image is None:
+        return None
+    width, height = int(width or 0), int(height or 0)
+    aspect = image.width / image.height
+
+    def side(value: float) -> int:
+        return int(min(maximum, max(64, round(value / 64) * 64)))
+
+    if width:
+        return width, side(width / aspect)
+    if height:
+        return side(height * aspect), height
+    return None

@@ -1,0 +1,65 @@
+"""The WebUI adapter: the only part of the core that imports the WebUI's ``modules``.
+
+Imported only from ``scripts/reimagine.py`` (inside a WebUI, as ``sd_webui_reimagine.webui``). Cheap to import: no
+torch/diffusers/gradio at import time. ``scripts/reimagine.py`` registers the callbacks defined here, at its top
+level, on every load:
+
+- :func:`on_ui_tabs` → the Reimagine tab; :func:`on_ui_settings` → the "Reimagine" settings section;
+- :func:`on_after_component` → "Send to Reimagine" next to the send-to buttons of txt2img, img2img, extras, PNG Info;
+- :func:`on_before_ui` → forget the components of a previous UI build;
+- :func:`on_script_unloaded` → release what the extension holds.
+
+The host (:class:`.host.WebUIHost`) maps the tab onto the WebUI: queue and progress bar, ``shared.state``, the
+output panel, ``images.save_image``, settings, model folders and memory handling (A1111 and Forge).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+unload_hooks: list = []
+"""Callables run when the WebUI unloads the scripts (Reload UI, shutdown): e.g. dropping cached pipelines."""
+
+
+def on_script_unloaded() -> None:
+    """``script_callbacks.on_script_unloaded``: release what the extension holds; errors never propagate."""
+    for hook in list(unload_hooks):
+        try:
+            hook()
+        except Exception as error:  # the WebUI must go on reloading
+            print(f"[sd-webui-reimagine] error while unloading: {error}")
+
+
+def on_ui_tabs() -> list[tuple[Any, str, str]]:
+    """``script_callbacks.on_ui_tabs``: ``[(blocks, "Reimagine", "reimagine")]``."""
+    from .tab import on_ui_tabs as build
+
+    return build()
+
+
+def on_ui_settings() -> None:
+    """``script_callbacks.on_ui_settings``: the "Reimagine" settings section."""
+    from .tab import on_ui_settings as register
+
+    register()
+
+
+def on_after_component(component: Any, **kwargs: Any) -> None:
+    """``script_callbacks.on_after_component``: the "Send to Reimagine" buttons."""
+    from .tab import on_after_component as after
+
+    after(component, **kwargs)
+
+
+def on_before_ui() -> None:
+    """``script_callbacks.on_before_ui``: a new UI is about to be built."""
+    from .tab import reset
+
+    reset()
+
+
+def host() -> Any:
+    """The process's :class:`.host.WebUIHost` (shared by the tab, the settings and the REST API)."""
+    from .tab import host as get
+
+    return get()
