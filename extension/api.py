@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import ModelLoadError, ReimagineError
-from .params import REFINER, REIMAGINE, ParamTable
+from .params import FRAMES, REFINER, REIMAGINE, ParamTable
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger uploads are refused (CLIP sees 224², the output size is set separately)
 MAX_IMAGES = 16
@@ -176,7 +176,7 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
     interpolate_body = _request_model(
         "ReimagineInterpolateRequest",
         REIMAGINE,
-        {"images": (list, ...), "frames": (int, 5), "model": (str | None, None)},
+        {"images": (list, ...), "frames": (int | None, None), "model": (str | None, None)},
     )
 
     def answer(call: Callable[[], dict[str, Any]]) -> Any:
@@ -256,9 +256,7 @@ def _run_interpolate(backend: Backend, values: dict[str, Any]) -> dict[str, Any]
 
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
     image_a, image_b = _images(values, (2, 2))
-    frames = values.pop("frames", 5)
-    if not 2 <= frames <= 64:
-        raise ApiError(422, f"frames must be an integer from 2 to 64, got {frames}")
+    frames = FRAMES.coerce(values.pop("frames", None))
     settings = REIMAGINE.validate(values)
     VariationRequest(images=[image_a, image_b], **{**settings, "mix": "slerp"}).validated()
     request = InterpolationRequest(image_a, image_b, frames, VariationRequest(images=[], **settings))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ReimagineError
-from .params import NOISE_PRESETS, REIMAGINE, Param
+from .params import FRAMES, NOISE_PRESETS, REIMAGINE, Param
 
 DESCRIPTION = """\
 Stable unCLIP 2.1 image variations and an SDXL refiner pass, without a WebUI.
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     strip = commands.add_parser("interpolate", help="a strip of frames morphing from image A to image B")
     strip.add_argument("image_a", type=Path, metavar="A")
     strip.add_argument("image_b", type=Path, metavar="B")
-    strip.add_argument("--frames", type=int, default=5, help="number of frames, 2-64 (default: %(default)s)")
+    _add_param(strip, FRAMES)
     _generation_options(strip)
     strip.set_defaults(run=run_interpolate)
 
@@ -144,6 +144,25 @@ class Job:
 
     path: Path
     seed_offset: int
+
+
+def _requests(todo: list[Job], batch_size: int) -> list[tuple[list[Job], int, int]]:
+    """Group missing outputs into requests ``(outputs, n_iter, batch_size)``: each run of consecutive outputs is one
+    request of full batches (one CLIP encode) plus one for the remainder; a resumed folder may have holes."""
+    runs: list[list[Job]] = []
+    for job in todo:
+        if runs and job.seed_offset == runs[-1][-1].seed_offset + 1:
+            runs[-1].append(job)
+        else:
+            runs.append([job])
+    requests = []
+    for run in runs:
+        full, rest = divmod(len(run), batch_size)
+        if full:
+            requests.append((run[: full * batch_size], full, batch_size))
+        if rest:
+            requests.append((run[full * batch_size :], 1, rest))
+    return requests
 
 
 def _progress_bar(total: int, description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -217,7 +236,7 @@ def _weights(text: str | None, count: int) -> list[float] | None:
 def run_vary(args: argparse.Namespace) -> int:
     """``vary``: n variations per input image (or per mix)."""
     from .outputs import expand_inputs, save_png
-    from .reimagine import generate, seed_list
+    from .reimagine import iter_batches, scheduler_steps, seed_list
 
     inputs = expand_inputs(args.images)
     if not inputs:
@@ -243,60 +262,45 @@ def run_vary(args: argparse.Namespace) -> int:
         return 0
 
     pipe = _load_unclip(args)
-    advance, close = _progress_bar(pending * _steps(settings, pipe), "vary")
+    steps = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
+    advance, close = _progress_bar(pending * steps, "vary")
     written = 0
     try:
         for group, todo in plans:
-            images = _load_images(group)
-            for start in range(0, len(todo), args.batch_size):
-                batch = todo[start : start + args.batch_size]
-                consecutive = all(b.seed_offset == batch[0].seed_offset + i for i, b in enumerate(batch))
-                if not consecutive:
-                    batch = batch[:1]
+            base = replace(settings, images=_load_images(group), weights=weights, mix=args.mix)
+            for outputs, n_iter, batch_size in _requests(todo, args.batch_size):
                 request = replace(
-                    settings,
-                    images=images,
-                    weights=weights,
-                    mix=args.mix,
-                    seed=(seed + batch[0].seed_offset) % 2**32,
-                    batch_size=len(batch),
+                    base, seed=(seed + outputs[0].seed_offset) % 2**32, n_iter=n_iter, batch_size=batch_size
                 )
-                result = generate(pipe, request, progress=advance)
-                for job, image, text in zip(batch, result.images, result.infotexts):
-                    save_png(image, job.path, text)
-                    written += 1
+                pending_outputs = iter(outputs)
+                for batch in iter_batches(pipe, request, progress=advance):
+                    for image, text, job in zip(batch.images, batch.infotexts, pending_outputs):
+                        save_png(image, job.path, text)
+                        written += 1
     finally:
         close()
     print(f"wrote {written} image(s) to {args.out}")
     return 0
 
 
-def _steps(settings: Any, pipe: Any) -> int:
-    from .samplers import make_scheduler
-
-    scheduler = make_scheduler(dict(pipe.scheduler.config), settings.sampler_name, settings.scheduler)
-    scheduler.set_timesteps(settings.steps)
-    return len(scheduler.timesteps)
-
-
 def run_interpolate(args: argparse.Namespace) -> int:
     """``interpolate``: frames from A to B."""
     from .outputs import save_png
-    from .reimagine import InterpolationRequest, interpolate, seed_list
+    from .reimagine import InterpolationRequest, interpolate, scheduler_steps, seed_list
 
     stem = f"{args.image_a.stem}-to-{args.image_b.stem}"
     paths = [args.out / f"{stem}-{frame:03d}.png" for frame in range(args.frames)]
     if not args.overwrite and all(path.exists() for path in paths):
         print(f"nothing to do: all frames exist in {args.out} (use --overwrite to redo them)")
         return 0
-    if not 2 <= args.frames <= 64:
-        raise ReimagineError(f"--frames must be from 2 to 64, got {args.frames}")
+    FRAMES.coerce(args.frames)
     settings = _settings(args)
     settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
     image_a, image_b = _load_images([args.image_a, args.image_b])
     replace(settings, images=[image_a, image_b], mix="slerp").validated()
     pipe = _load_unclip(args)
-    advance, close = _progress_bar(args.frames * _steps(settings, pipe), "interpolate")
+    steps = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
+    advance, close = _progress_bar(args.frames * steps, "interpolate")
     try:
         result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)
     finally:

@@ -169,6 +169,18 @@ REIMAGINE = ParamTable(
     ]
 )
 
+# Interpolation strips (CLI ``interpolate --frames``, API ``frames``, the tab's Interpolation mode).
+FRAMES = Param(
+    "frames",
+    "Interpolation frames",
+    5,
+    int,
+    2,
+    64,
+    1,
+    help="images in the strip: the first is image A's variation, the last image B's",
+)
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # SDXL refiner post-pass (extension/refine.py). The names are also the named args of the txt2img/img2img script

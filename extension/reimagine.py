@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 
 from . import infotext
 from .errors import ParamError
-from .params import REIMAGINE
+from .params import FRAMES, REIMAGINE
 from .samplers import make_scheduler, resolved_schedule
 
 ProgressFn = Callable[[int, int], None]
@@ -294,15 +294,19 @@ def _version() -> str:
 # The two jobs
 
 
-@torch.no_grad()
-def generate(
+def iter_batches(
     pipe: Any,
     request: VariationRequest,
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
-) -> Result:
-    """Make ``n_iter × batch_size`` variations of the (mixed) input image(s)."""
+) -> Iterator[Result]:
+    """Make the variations batch by batch: one :class:`Result` per batch (``n_iter`` of them).
+
+    ``progress(step, steps)`` counts the steps of the current batch. A batch that ``should_stop`` cuts short yields a
+    ``Result`` with ``interrupted=True`` and no images; the caller decides whether to go on with the next batch (the
+    WebUI's Skip) or to stop iterating (Interrupt). The CLIP encode happens once, before the first batch.
+    """
     request = request.validated()
     width, height = output_size(request, pipe)
     device = pipe.unet.device
@@ -310,51 +314,76 @@ def generate(
     scheduler = make_scheduler(dict(pipe.scheduler.config), request.sampler_name, request.scheduler)
 
     # 1-2: one CLIP encode per input image, then the mix.
-    embeds = [encode_image(pipe, image, request.fit) for image in request.images]
-    image_embed = mix_embeddings(embeds, request.weights, request.mix)
-
-    text_embeds = encode_text(pipe, request.prompt, request.negative_prompt, request.batch_size, guided)
+    with torch.no_grad():
+        embeds = [encode_image(pipe, image, request.fit) for image in request.images]
+        image_embed = mix_embeddings(embeds, request.weights, request.mix)
+        text_embeds = encode_text(pipe, request.prompt, request.negative_prompt, request.batch_size, guided)
     latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     all_seeds = seed_list(request.seed, request.n_iter * request.batch_size)
-    total_steps = request.n_iter * _steps_per_batch(scheduler, request.steps)
-    done_steps = 0
 
-    def batch_progress(step: int, _total: int) -> None:
-        if progress is not None:
-            progress(done_steps + step, total_steps)
-
-    result = Result()
     for batch_index in range(request.n_iter):
         seeds = all_seeds[batch_index * request.batch_size : (batch_index + 1) * request.batch_size]
-        # 3-4: augmentation noise from each output's seed, so a seed reproduces its image.
-        augment_noise = augmentation_noise(seeds, image_embed.shape[-1]).to(device, image_embed.dtype)
-        class_labels = augment_embedding(pipe, image_embed.expand(len(seeds), -1), request.noise_level, augment_noise)
-        # 5: start from pure noise.
-        latents = _noise(seeds, latent_shape).to(device, text_embeds.dtype)
-        generators = [torch.Generator("cpu").manual_seed(s + 1) for s in seeds]
-        latents = denoise(
-            pipe,
-            scheduler,
-            latents,
-            text_embeds,
-            class_labels,
-            request.cfg_scale,
-            request.steps,
-            generators,
-            batch_progress,
-            should_stop,
-        )
-        if latents is None:
+        with torch.no_grad():
+            # 3-4: augmentation noise from each output's seed, so a seed reproduces its image.
+            augment_noise = augmentation_noise(seeds, image_embed.shape[-1]).to(device, image_embed.dtype)
+            class_labels = augment_embedding(
+                pipe, image_embed.expand(len(seeds), -1), request.noise_level, augment_noise
+            )
+            # 5: start from pure noise.
+            latents = _noise(seeds, latent_shape).to(device, text_embeds.dtype)
+            generators = [torch.Generator("cpu").manual_seed(s + 1) for s in seeds]
+            latents = denoise(
+                pipe,
+                scheduler,
+                latents,
+                text_embeds,
+                class_labels,
+                request.cfg_scale,
+                request.steps,
+                generators,
+                progress,
+                should_stop,
+            )
+            if latents is None:
+                yield Result(interrupted=True)
+                continue
+            images = decode(pipe, latents)
+        infotexts = [build_infotext(request, pipe, seed, (width, height)) for seed in seeds]
+        yield Result(images=images, infotexts=infotexts, seeds=list(seeds))
+
+
+def generate(
+    pipe: Any,
+    request: VariationRequest,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> Result:
+    """Make ``n_iter × batch_size`` variations of the (mixed) input image(s); a stop returns the finished batches."""
+    request = request.validated()
+    steps_per_batch = scheduler_steps(pipe, request.sampler_name, request.scheduler, request.steps)
+    total = request.n_iter * steps_per_batch
+    done = 0
+
+    def overall_progress(step: int, _steps: int) -> None:
+        if progress is not None:
+            progress(done + step, total)
+
+    result = Result()
+    for batch in iter_batches(pipe, request, progress=overall_progress, should_stop=should_stop):
+        if batch.interrupted:
             result.interrupted = True
             break
-        done_steps += _steps_per_batch(scheduler, request.steps)
-        result.images.extend(decode(pipe, latents))
-        result.seeds.extend(seeds)
-        result.infotexts.extend(build_infotext(request, pipe, seed, (width, height)) for seed in seeds)
+        done += steps_per_batch
+        result.images.extend(batch.images)
+        result.infotexts.extend(batch.infotexts)
+        result.seeds.extend(batch.seeds)
     return result
 
 
-def _steps_per_batch(scheduler: Any, steps: int) -> int:
+def scheduler_steps(pipe: Any, sampler: str, schedule: str, steps: int) -> int:
+    """How many sampling steps one batch reports for ``steps`` (second-order samplers evaluate more timesteps)."""
+    scheduler = make_scheduler(dict(pipe.scheduler.config), sampler, schedule)
     scheduler.set_timesteps(steps)
     return len(scheduler.timesteps)
 
@@ -365,7 +394,7 @@ class InterpolationRequest:
 
     image_a: Image.Image
     image_b: Image.Image
-    frames: int = 5
+    frames: int = FRAMES.default
     variation: VariationRequest | None = None  # generation settings; its images/weights/n_iter are ignored
 
 
@@ -379,8 +408,7 @@ def interpolate(
 ) -> Result:
     """Frames ``0 … frames−1`` morphing from image A to image B; the initial latent and augmentation noise are the
     same in every frame, so only the embedding moves."""
-    if not 2 <= request.frames <= 64:
-        raise ParamError(f"frames must be an integer from 2 to 64, got {request.frames}")
+    frames = FRAMES.coerce(request.frames)
     settings = replace(
         request.variation or VariationRequest(images=[]),
         images=[request.image_a, request.image_b],
@@ -401,16 +429,16 @@ def interpolate(
     latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     initial_latents = _noise([seed], latent_shape).to(device, text_embeds.dtype)
     augment_noise = augmentation_noise([seed], embed_a.shape[-1]).to(device, embed_a.dtype)
-    steps_per_frame = _steps_per_batch(scheduler, settings.steps)
+    steps_per_frame = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
 
     result = Result()
-    for frame in range(request.frames):
-        t = frame / (request.frames - 1)
+    for frame in range(frames):
+        t = frame / (frames - 1)
         class_labels = augment_embedding(pipe, slerp(embed_a, embed_b, t), settings.noise_level, augment_noise)
 
         def frame_progress(step: int, _total: int, _frame: int = frame) -> None:
             if progress is not None:
-                progress(_frame * steps_per_frame + step, request.frames * steps_per_frame)
+                progress(_frame * steps_per_frame + step, frames * steps_per_frame)
 
         latents = denoise(
             pipe,
@@ -429,6 +457,12 @@ def interpolate(
             break
         result.images.extend(decode(pipe, latents))
         result.seeds.append(seed)
-        extra = {"Interpolation": f"{frame + 1}/{request.frames}", "Interpolation t": f"{t:.3f}"}
+        # A strip is no weighted mix: its position replaces the mix keys.
+        extra = {
+            "Mix weights": None,
+            "Mix mode": None,
+            "Interpolation": f"{frame + 1}/{frames}",
+            "Interpolation t": f"{t:.3f}",
+        }
         result.infotexts.append(build_infotext(settings, pipe, seed, (width, height), extra))
     return result

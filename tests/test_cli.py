@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from extension import infotext
-from extension.cli import main
+from extension.cli import Job, _requests, main
 from extension.outputs import read_infotext
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,10 @@ def test_interpolate_writes_ordered_frames(tiny, inputs, tmp_path):
         (["vary", "{inputs}/cat.png", "--weights", "1,2"], "--weights has 2 value(s) for 1 image(s)"),
         (["vary", "{inputs}/cat.png", "--weights", "a,b"], "--weights must be comma-separated numbers"),
         (["vary", "{inputs}/cat.png", "--width", "512"], "give both width and height"),
-        (["interpolate", "{inputs}/cat.png", "{inputs}/dog.jpg", "--frames", "1"], "--frames must be from 2 to 64"),
+        (
+            ["interpolate", "{inputs}/cat.png", "{inputs}/dog.jpg", "--frames", "1"],
+            "frames must be an integer from 2 to 64",
+        ),
     ],
 )
 def test_user_errors_print_one_clear_line(tiny, inputs, tmp_path, capsys, argv, message):
@@ -144,3 +147,9 @@ def test_module_entry_point_end_to_end(tiny, inputs, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert len(list(out.glob("cat-*.png"))) == 4
+
+
+def test_missing_outputs_become_few_requests():
+    todo = [Job(Path(f"{i}.png"), i) for i in (0, 1, 2, 3, 4, 7, 9, 10)]
+    grouped = [([job.seed_offset for job in jobs], n_iter, size) for jobs, n_iter, size in _requests(todo, 2)]
+    assert grouped == [([0, 1, 2, 3], 2, 2), ([4], 1, 1), ([7], 1, 1), ([9, 10], 1, 2)]

@@ -19,6 +19,7 @@ from extension.reimagine import (
     encode_image,
     generate,
     interpolate,
+    iter_batches,
     output_size,
 )
 
@@ -251,3 +252,33 @@ def test_interpolation_strip_is_ordered_with_fixed_noise(pipe, image_a, image_b)
 def test_interpolation_rejects_bad_frame_count(pipe, image_a, image_b):
     with pytest.raises(ParamError, match="frames must be"):
         interpolate(pipe, InterpolationRequest(image_a, image_b, frames=1))
+
+
+def test_iter_batches_encodes_once_and_a_skipped_batch_lets_the_next_run(pipe, image_a):
+    calls = []
+    handle = pipe.image_encoder.register_forward_hook(lambda *args: calls.append(1))
+    steps_seen: list[int] = []
+    skips: list[int] = []
+
+    def skip_second_batch() -> bool:
+        """Skip once, after the first step of batch 2 (3 steps per batch), as the WebUI's Skip flag is cleared."""
+        if len(steps_seen) == 4 and not skips:
+            skips.append(1)
+            return True
+        return False
+
+    try:
+        batches = list(
+            iter_batches(
+                pipe,
+                VariationRequest(images=[image_a], n_iter=3, steps=3, seed=20),
+                progress=lambda step, steps: steps_seen.append(step),
+                should_stop=skip_second_batch,
+            )
+        )
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    assert [b.interrupted for b in batches] == [False, True, False]
+    assert [b.seeds for b in batches] == [[20], [], [22]]
+    assert _distance(batches[2].images[0], _vary(pipe, [image_a], seed=22).images[0]) == 0

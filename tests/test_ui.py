@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -92,17 +93,25 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.calls: list[Any] = []
+        self.requests: list[Any] = []
         self.hooks: dict[tuple[int, int], Callable[[], None]] = {}
         self.fail: Exception | None = None
 
     def at(self, batch: int, step: int, action: Callable[[], None]) -> None:
         self.hooks[(batch, step)] = action
 
-    def generate(self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Result:
+    def iter_batches(self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
+        """Like ``reimagine.iter_batches``: one Result per batch; ``calls`` records each batch as its own request."""
         if self.fail is not None:
             raise self.fail
-        batch = len(self.calls)
-        self.calls.append(request)
+        self.requests.append(request)
+        first_seed = seed_list(request.seed, 1)[0]
+        for batch in range(request.n_iter):
+            batch_request = replace(request, n_iter=1, seed=first_seed + batch * request.batch_size)
+            self.calls.append(batch_request)
+            yield self._batch(batch, batch_request, progress, should_stop)
+
+    def _batch(self, batch: int, request: Any, progress: Any, should_stop: Any) -> Result:
         for step in range(request.steps):
             hook = self.hooks.get((batch, step))
             if hook is not None:
@@ -133,7 +142,7 @@ class FakeEngine:
         return result
 
     def engine(self) -> jobs.Engine:
-        return jobs.Engine(generate=self.generate, interpolate=self.interpolate, refine=lambda *a, **k: None)
+        return jobs.Engine(iter_batches=self.iter_batches, interpolate=self.interpolate, refine=lambda *a, **k: None)
 
 
 def make_args(image: Image.Image | None = None, **values: Any) -> list[Any]:
@@ -279,6 +288,7 @@ def test_generate_runs_batches_saves_and_reports(tmp_path: Path, image: Image.Im
     )
     info = json.loads(info_json)
     assert [r.seed for r in fake.calls] == [100, 102, 104] and all(r.n_iter == 1 for r in fake.calls)
+    assert len(fake.requests) == 1 and fake.requests[0].n_iter == 3  # one request: the inputs are encoded once
     assert info["all_seeds"] == [100, 101, 102, 103, 104, 105] and len(info["infotexts"]) == 6
     assert info["index_of_first_image"] == 0 and info["sd_model_name"] == "m"
     assert len(gallery) == 6 and all(Path(p).is_file() for p in gallery)

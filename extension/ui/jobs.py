@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ParamError, ReimagineError
-from ..params import REFINER, REIMAGINE
+from ..params import FRAMES, REFINER, REIMAGINE
 from .host import Control, Host
 from .models import REFINER_KINDS, UNCLIP_KINDS
 
@@ -199,15 +199,6 @@ def _info_for(settings: dict[str, Any], pipe: Any) -> GenerationInfo:
     )
 
 
-def steps_per_job(pipe: Any, sampler: str, schedule: str, steps: int) -> int:
-    """Sampling steps one batch reports (the scheduler's timestep count)."""
-    from ..samplers import make_scheduler
-
-    scheduler = make_scheduler(dict(pipe.scheduler.config), sampler, schedule)
-    scheduler.set_timesteps(steps)
-    return len(scheduler.timesteps)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Generate
 
@@ -216,7 +207,7 @@ def steps_per_job(pipe: Any, sampler: str, schedule: str, steps: int) -> int:
 class Engine:
     """The engine functions the jobs call (replaceable in tests)."""
 
-    generate: Callable[..., Any] | None = None
+    iter_batches: Callable[..., Any] | None = None
     interpolate: Callable[..., Any] | None = None
     refine: Callable[..., Any] | None = None
 
@@ -224,13 +215,14 @@ class Engine:
         """Fill unset functions with the real engine's."""
         from .. import reimagine
 
-        generate, interpolate = self.generate or reimagine.generate, self.interpolate or reimagine.interpolate
+        iter_batches = self.iter_batches or reimagine.iter_batches
+        interpolate = self.interpolate or reimagine.interpolate
         refine = self.refine
         if refine is None:
             from .. import refine as refine_module
 
             refine = refine_module.refine
-        return Engine(generate, interpolate, refine)
+        return Engine(iter_batches, interpolate, refine)
 
 
 def generate(host: Host, args: Sequence[Any], engine: Engine | None = None) -> tuple[list[Any], str, str, str]:
@@ -250,7 +242,7 @@ def generate(host: Host, args: Sequence[Any], engine: Engine | None = None) -> t
 
 
 def _variations(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
-    from ..reimagine import VariationRequest, seed_list
+    from ..reimagine import VariationRequest, scheduler_steps, seed_list
 
     if not values.images:
         raise ParamError("Add at least one input image.")
@@ -265,26 +257,25 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
             outputs.info.extra_generation_params["Mix weights"] = ", ".join(f"{w:g}" for w in request.weights)
         control.begin(
             request.n_iter,
-            steps_per_job(pipe, request.sampler_name, request.scheduler, request.steps),
+            scheduler_steps(pipe, request.sampler_name, request.scheduler, request.steps),
             f"Batch 1 of {request.n_iter}",
         )
-        for batch in range(request.n_iter):
-            if control.interrupted or (control.stopping and batch > 0):
+        # One engine request for all batches: the input images are CLIP-encoded once.
+        batches = engine.iter_batches(
+            pipe,
+            replace(request, seed=first_seed),
+            progress=control.step,
+            should_stop=control.should_stop_step,
+        )
+        for batch, result in enumerate(batches):
+            _collect(host, control, outputs, result)
+            skipped = result.interrupted and control.skipped and not control.interrupted
+            last = batch + 1 == request.n_iter
+            if (result.interrupted and not skipped) or (not last and (control.interrupted or control.stopping)):
                 outputs.interrupted = True
                 break
             control.clear_skip()
-            seed = (first_seed + batch * request.batch_size) % 2**32
-            result = engine.generate(
-                pipe,
-                replace(request, n_iter=1, seed=seed),
-                progress=control.step,
-                should_stop=control.should_stop_step,
-            )
-            _collect(host, control, outputs, result)
-            if result.interrupted and not (control.skipped and not control.interrupted):
-                outputs.interrupted = True
-                break
-            control.next_job(f"Batch {batch + 2} of {request.n_iter}" if batch + 1 < request.n_iter else "")
+            control.next_job("" if last else f"Batch {batch + 2} of {request.n_iter}")
 
 
 def _collect(host: Host, control: Control, outputs: Outputs, result: Any) -> None:
@@ -296,7 +287,7 @@ def _collect(host: Host, control: Control, outputs: Outputs, result: Any) -> Non
 
 
 def _interpolation(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
-    from ..reimagine import InterpolationRequest, VariationRequest, seed_list
+    from ..reimagine import InterpolationRequest, VariationRequest, scheduler_steps, seed_list
 
     if len(values.images) < 2:
         raise ParamError("Interpolation needs two input images: put image A into slot 1 and image B into slot 2.")
@@ -304,15 +295,14 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
     settings = {**values.settings, "n_iter": 1, "batch_size": 1}
     settings["seed"] = seed_list(settings["seed"], 1)[0]
     VariationRequest(images=[image_a, image_b], **{**settings, "mix": "slerp"}).validated()
-    if not 2 <= values.frames <= FRAMES_RANGE[1]:
-        raise ParamError(f"frames must be an integer from 2 to {FRAMES_RANGE[1]}, got {values.frames}")
+    FRAMES.coerce(values.frames)
     choice = host.find(values.model, UNCLIP_KINDS)
     outputs.planned = values.frames
     control.begin(1, values.frames * settings["steps"], "Interpolation")
     with host.pipeline(choice, "unclip") as pipe:
         outputs.info = _info_for(settings, pipe)
         outputs.info.extra_generation_params["Interpolation frames"] = values.frames
-        per_frame = steps_per_job(pipe, settings["sampler_name"], settings["scheduler"], settings["steps"])
+        per_frame = scheduler_steps(pipe, settings["sampler_name"], settings["scheduler"], settings["steps"])
         control.begin(1, values.frames * per_frame, "Interpolation")
         request = InterpolationRequest(image_a, image_b, values.frames, VariationRequest(images=[], **settings))
         result = engine.interpolate(
@@ -320,18 +310,6 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
         )
         _collect(host, control, outputs, result)
         outputs.interrupted = bool(result.interrupted)
-
-
-FRAMES_RANGE = (2, 64)
-"""Interpolation frames the engine accepts (``reimagine.interpolate``); the default is
-``InterpolationRequest.frames``."""
-
-
-def default_frames() -> int:
-    """The engine's default frame count."""
-    from ..reimagine import InterpolationRequest
-
-    return int(InterpolationRequest.__dataclass_fields__["frames"].default)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

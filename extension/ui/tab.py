@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..params import NOISE_PRESETS, REFINER, REIMAGINE, Param
+from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, Param
 from . import compat, jobs
 from .host import Host, OutputPanel
 from .models import REFINER_KINDS, UNCLIP_KINDS, closest
@@ -39,7 +39,6 @@ TEXT = {
     "mode": "Mode",
     "image": "Image {}",
     "weight": "Weight {}",
-    "frames": "Interpolation frames",
     "frames_info": "images from image 1 to image 2; the start noise is the same in every frame",
     "refine_accordion": "Refine with SDXL",
     "refiner_model": "SDXL refiner model",
@@ -238,15 +237,7 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     c["random_seed"] = tool_button(host, RANDOM_SEED, f"{TAB}_random_seed", TOOLTIPS["random_seed"])
                     c["reuse_seed"] = tool_button(host, REUSE_SEED, f"{TAB}_reuse_seed", TOOLTIPS["reuse_seed"])
 
-                c["frames"] = gr.Slider(
-                    *jobs.FRAMES_RANGE,
-                    step=1,
-                    value=jobs.default_frames(),
-                    label=TEXT["frames"],
-                    info=TEXT["frames_info"],
-                    visible=False,
-                    elem_id=f"{TAB}_frames",
-                )
+                c["frames"] = slider(FRAMES, f"{TAB}_frames", info=TEXT["frames_info"], visible=False)
 
                 with gr.Accordion(TEXT["refine_accordion"], open=False, elem_id=f"{TAB}_refine_accordion"):
                     with gr.Row():
