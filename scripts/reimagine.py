@@ -59,7 +59,7 @@ script_callbacks.on_before_ui(webui.on_before_ui, name="reimagine")
 script_callbacks.on_after_component(webui.on_after_component, name="reimagine send-to buttons")
 script_callbacks.on_ui_tabs(webui.on_ui_tabs, name="reimagine")
 script_callbacks.on_ui_settings(webui.on_ui_settings, name="reimagine")
-# on_app_started  -> REST API /reimagine/v1/* (issue 6): script_callbacks.on_app_started(webui.on_app_started, ...)
+script_callbacks.on_app_started(webui.on_app_started, name="reimagine api")
 # on_infotext_pasted / on_before_image_saved: add here when needed.
 
 

@@ -33,6 +33,7 @@ if str(REPO_ROOT) not in sys.path:
 import pytest  # noqa: E402
 
 from tests.tiny_models import TinyModels, build_tiny_models  # noqa: E402
+from tests.webui_stub.fixture import each_webui, webui  # noqa: E402, F401 - the WebUI stand-in, for every test module
 
 
 # --- network guard -------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ level, on every load:
 - :func:`on_ui_tabs` → the Reimagine tab; :func:`on_ui_settings` → the "Reimagine" settings section;
 - :func:`on_after_component` → "Send to Reimagine" next to the send-to buttons of txt2img, img2img, extras, PNG Info;
 - :func:`on_before_ui` → forget the components of a previous UI build;
+- :func:`on_app_started` → the REST API ``/reimagine/v1/*`` (with ``--api`` or ``--nowebui``);
 - :func:`on_script_unloaded` → release what the extension holds.
 
 The host (:class:`.host.WebUIHost`) maps the tab onto the WebUI: queue and progress bar, ``shared.state``, the
@@ -56,6 +57,20 @@ def on_before_ui() -> None:
     from .tab import reset
 
     reset()
+
+
+def on_app_started(demo: Any, app: Any) -> None:
+    """``script_callbacks.on_app_started``: the REST API ``/reimagine/v1/*``, served when the WebUI serves its own
+    API (``--api``, or ``--nowebui`` where ``demo`` is None), behind the same HTTP Basic check as the WebUI's routes
+    when ``--api-auth`` is set (the WebUI applies it only to routes it adds itself)."""
+    from modules import shared
+
+    from ..api import add_routes
+
+    flags = shared.cmd_opts
+    if not (getattr(flags, "api", False) or getattr(flags, "nowebui", False)):
+        return
+    add_routes(app, host(), api_auth=getattr(flags, "api_auth", None))
 
 
 def host() -> Any:
