@@ -20,26 +20,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from common import median
-
-
-def interleaved(runs: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[], None], clock: Callable[[], float]):
-    """``common.interleaved`` with a choice of clock: ``{name: [seconds, …]}`` after one untimed warm-up each."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            sync()
-            start = clock()
-            run()
-            sync()
-            times[name].append(clock() - start)
-    return times
+from common import interleaved, median
 
 
 def random_refiner(scale: str, dtype, device):

@@ -8,13 +8,10 @@ app (gradio ``demo``, its FastAPI ``app`` and the :class:`StandaloneHost`), so c
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLE_FILES = (ROOT / "style.css", Path(__file__).resolve().parent / "ui" / "standalone.css")
@@ -22,7 +19,7 @@ SCRIPT_FILE = ROOT / "javascript" / "reimagine.js"
 TITLE = "Reimagine"
 
 ON_APP_STARTED: list[Callable[[Any, Any, Any], None]] = []
-"""Callbacks ``cb(demo, app, host)`` run after launch, before serving requests (the REST API registers here)."""
+"""Callbacks ``cb(demo, app, host)`` run after launch, before serving requests (the REST API is added after them)."""
 
 
 @dataclass
@@ -77,21 +74,18 @@ def start(
     port: int = 7861,
     models_dir: Path | Sequence[Path] | None = None,
     *,
-    models: Sequence[Path] = (),
-    outdir: Path | None = None,
-    config_root: Path | None = None,
-    karlo_stats: Path | None = None,
-    device: str | None = None,
     engine: Any = None,
     quiet: bool = False,
+    **host_options: Any,
 ) -> Running:
-    """Build and launch the app on 127.0.0.1:``port`` (0 = any free port) without blocking."""
+    """Build and launch the app on 127.0.0.1:``port`` (0 = any free port) without blocking. ``models_dir`` and
+    ``host_options`` (``models``, ``outdir``, ``config_root``, ``karlo_stats``, ``device``, …) are the
+    :class:`~extension.ui.standalone.StandaloneHost`'s."""
+    from .api import add_routes
     from .ui import compat
     from .ui.standalone import StandaloneHost
 
-    host = StandaloneHost(
-        models_dir, models=models, outdir=outdir, config_root=config_root, karlo_stats=karlo_stats, device=device
-    )
+    host = StandaloneHost(models_dir, **host_options)
     demo, _ = build_app(host, engine)
     if compat.GRADIO_4:
         demo.queue(default_concurrency_limit=4)
@@ -107,21 +101,10 @@ def start(
         inbrowser=False,
         share=False,
     )
-    for callback in [*ON_APP_STARTED, _add_api_routes]:
+    for callback in ON_APP_STARTED:
         callback(demo, app, host)
+    add_routes(app, host)  # the REST API
     return Running(demo=demo, app=app, host=host, url=local_url)
-
-
-def _add_api_routes(demo: Any, app: Any, host: Any) -> None:
-    """The REST API on the app, when ``extension.api`` provides ``add_routes(app, backend)``."""
-    try:
-        from .api import add_routes
-    except ImportError:
-        return
-    try:
-        add_routes(app, host)
-    except Exception:  # noqa: BLE001 - the UI keeps working without the API; the log says why
-        log.exception("reimagine: could not add the REST API routes")
 
 
 def _free_port() -> int:

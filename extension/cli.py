@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,30 @@ def _requests(todo: list[Job], batch_size: int) -> list[tuple[list[Job], int, in
     return requests
 
 
-def _progress_bar(total: int, description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+def _input_images(paths: Sequence[Path]) -> list[Path]:
+    """The image files named by the IMAGE arguments (folders expanded); a user error when there are none."""
+    from .outputs import expand_inputs
+
+    inputs = expand_inputs(paths)
+    if not inputs:
+        raise ReimagineError("no input images found")
+    return inputs
+
+
+def _wanted(path: Path, args: argparse.Namespace) -> bool:
+    """The resume rule: an output is made when it does not exist yet, or always with ``--overwrite``."""
+    return args.overwrite or not path.exists()
+
+
+def _nothing_to_do(args: argparse.Namespace, what: str = "outputs") -> int:
+    print(f"nothing to do: all {what} exist in {args.out} (use --overwrite to redo them)")
+    return 0
+
+
+@contextmanager
+def _progress_bar(total: int, description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over ``total`` steps on stderr; yields the engines' ``progress(step, steps)`` callback (requests
+    run one after another, each counting its own steps from 1) and closes the bar on exit."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=description, unit="step", file=sys.stderr)
@@ -177,7 +201,10 @@ def _progress_bar(total: int, description: str) -> tuple[Callable[[int, int], No
         if step == steps:
             position["base"] += steps
 
-    return advance, bar.close
+    try:
+        yield advance
+    finally:
+        bar.close()
 
 
 def _load_images(paths: Sequence[Path]):
@@ -235,12 +262,10 @@ def _weights(text: str | None, count: int) -> list[float] | None:
 
 def run_vary(args: argparse.Namespace) -> int:
     """``vary``: n variations per input image (or per mix)."""
-    from .outputs import expand_inputs, save_png
+    from .outputs import save_png
     from .reimagine import iter_batches, scheduler_steps, seed_list
 
-    inputs = expand_inputs(args.images)
-    if not inputs:
-        raise ReimagineError("no input images found")
+    inputs = _input_images(args.images)
     if args.n < 1:
         raise ReimagineError(f"--n must be at least 1, got {args.n}")
     weights = _weights(args.weights, len(inputs))
@@ -254,18 +279,16 @@ def run_vary(args: argparse.Namespace) -> int:
     for group in groups:
         stem = "+".join(path.stem for path in group)
         jobs = [Job(args.out / f"{stem}-{index:04d}.png", index) for index in range(args.n)]
-        todo = [job for job in jobs if args.overwrite or not job.path.exists()]
+        todo = [job for job in jobs if _wanted(job.path, args)]
         plans.append((group, todo))
     pending = sum(len(todo) for _, todo in plans)
     if pending == 0:
-        print(f"nothing to do: all outputs exist in {args.out} (use --overwrite to redo them)")
-        return 0
+        return _nothing_to_do(args)
 
     pipe = _load_unclip(args)
     steps = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
-    advance, close = _progress_bar(pending * steps, "vary")
     written = 0
-    try:
+    with _progress_bar(pending * steps, "vary") as advance:
         for group, todo in plans:
             base = replace(settings, images=_load_images(group), weights=weights, mix=args.mix)
             for outputs, n_iter, batch_size in _requests(todo, args.batch_size):
@@ -277,8 +300,6 @@ def run_vary(args: argparse.Namespace) -> int:
                     for image, text, job in zip(batch.images, batch.infotexts, pending_outputs):
                         save_png(image, job.path, text)
                         written += 1
-    finally:
-        close()
     print(f"wrote {written} image(s) to {args.out}")
     return 0
 
@@ -291,8 +312,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     stem = f"{args.image_a.stem}-to-{args.image_b.stem}"
     paths = [args.out / f"{stem}-{frame:03d}.png" for frame in range(args.frames)]
     if not args.overwrite and all(path.exists() for path in paths):
-        print(f"nothing to do: all frames exist in {args.out} (use --overwrite to redo them)")
-        return 0
+        return _nothing_to_do(args, "frames")
     FRAMES.coerce(args.frames)
     settings = _settings(args)
     settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
@@ -300,13 +320,10 @@ def run_interpolate(args: argparse.Namespace) -> int:
     replace(settings, images=[image_a, image_b], mix="slerp").validated()
     pipe = _load_unclip(args)
     steps = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
-    advance, close = _progress_bar(args.frames * steps, "interpolate")
-    try:
+    with _progress_bar(args.frames * steps, "interpolate") as advance:
         result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)
-    finally:
-        close()
     for path, image, text in zip(paths, result.images, result.infotexts):
-        if args.overwrite or not path.exists():
+        if _wanted(path, args):
             save_png(image, path, text)
     print(f"wrote {len(result.images)} frame(s) to {args.out}")
     return 0

@@ -319,3 +319,6 @@ REFINER = ParamTable(
         ),
     ]
 )
+REFINER_ENGINE_PARAMS = tuple(name for name in REFINER.params if name not in ("enabled", "model", "keep_original"))
+"""The refiner engine's controls (``RefineRequest`` fields checked by :data:`REFINER`), in table order; ``enabled``,
+``model`` and ``keep_original`` are the WebUI hook's business."""

@@ -46,7 +46,7 @@ from PIL import Image
 
 from . import infotext
 from .errors import ParamError, ReimagineError
-from .params import REFINER, REFINER_INFOTEXT_PREFIX, REIMAGINE
+from .params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE
 from .reimagine import Result, _fmt_number, _version, model_identity, seed_list
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule
 
@@ -65,21 +65,6 @@ MIN_SIDE = 64  # pixels; smaller images are refused
 FALLBACK_CFG_SCALE = 7.0
 FALLBACK_SAMPLER = "DPM++ 2M"
 FALLBACK_SCHEDULE = "Automatic"
-
-# The request fields validated by the REFINER table (the others there — enabled, model, keep_original — are the
-# WebUI hook's business).
-_ENGINE_PARAMS = (
-    "strength",
-    "steps",
-    "mode",
-    "prompt",
-    "negative_prompt",
-    "cfg_scale",
-    "sampler_name",
-    "scheduler",
-    "aesthetic_score",
-    "negative_aesthetic_score",
-)
 
 
 @dataclass
@@ -147,8 +132,8 @@ class RefineRequest:
 
     def validated(self) -> RefineRequest:
         """A copy with every value checked (raises :class:`ParamError`)."""
-        values = REFINER.validate({name: getattr(self, name) for name in _ENGINE_PARAMS})
-        values = {name: values[name] for name in _ENGINE_PARAMS}
+        values = REFINER.validate({name: getattr(self, name) for name in REFINER_ENGINE_PARAMS})
+        values = {name: values[name] for name in REFINER_ENGINE_PARAMS}
         if not self.images and self.latents is None:
             raise ParamError("nothing to refine: give at least one image (or SDXL latents)")
         for image in self.images:
@@ -618,19 +603,14 @@ def output_paths(inputs: Sequence[Path], out: Path) -> list[Path]:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
-    from .cli import _load_images, _progress_bar
+    from .cli import _input_images, _load_images, _nothing_to_do, _progress_bar, _wanted
     from .loading import load_sdxl
-    from .outputs import expand_inputs, read_infotext, save_png
+    from .outputs import read_infotext, save_png
 
-    inputs = expand_inputs(args.images)
-    if not inputs:
-        raise ReimagineError("no input images found")
-    jobs = [
-        (src, dst) for src, dst in zip(inputs, output_paths(inputs, args.out)) if args.overwrite or not dst.exists()
-    ]
+    inputs = _input_images(args.images)
+    jobs = [(src, dst) for src, dst in zip(inputs, output_paths(inputs, args.out)) if _wanted(dst, args)]
     if not jobs:
-        print(f"nothing to do: all outputs exist in {args.out} (use --overwrite to redo them)")
-        return 0
+        return _nothing_to_do(args)
     settings = RefineRequest(
         prompt=args.prompt,
         negative_prompt=args.negative_prompt,
@@ -649,22 +629,19 @@ def run_cli(args: argparse.Namespace) -> int:
 
     pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
     steps = planned_steps(settings.steps, settings.strength)
-    advance, close = _progress_bar(steps * len(jobs), "refine")
-    try:
+    with _progress_bar(steps * len(jobs), "refine") as advance:
         for src, dst in jobs:
             image = _load_images([src])[0]
             base = BaseSettings.from_infotext(read_infotext(src))
-            seed = settings.seed if settings.seed != -1 else _infotext_seed(base.infotext, run_seed)
+            seed = settings.seed if settings.seed != -1 else infotext_seed(base.infotext, run_seed)
             result = refine(pipe, replace(settings, images=[image], base=base, seed=seed), progress=advance)
             save_png(result.images[0], dst, result.infotexts[0])
-    finally:
-        close()
     print(f"wrote {len(jobs)} image(s) to {args.out}")
     return 0
 
 
-def _infotext_seed(text: str, fallback: int) -> int:
-    """The ``Seed`` of a base infotext, else ``fallback``."""
+def infotext_seed(text: str, fallback: int) -> int:
+    """The ``Seed`` of a base infotext (a blank or seedless one: ``fallback``), for images refined with seed -1."""
     try:
         return REIMAGINE["seed"].coerce(infotext.parse(text)["Seed"]) if text else fallback
     except (KeyError, ParamError):

@@ -90,10 +90,11 @@ def test_bundled_tokenizers_match_open_clip(folder, pad_id) -> None:
 
 
 def test_bundled_vocab_is_the_open_clip_recipe(tmp_path) -> None:
-    """extension/configs/clip-tokenizer was produced by bench/make_clip_tokenizer.py (same recipe as the fixtures)."""
-    from tests.tiny_models import write_clip_tokenizer
+    """extension/configs/clip-tokenizer was produced by bench/make_clip_tokenizer.py, which runs this recipe (the one
+    the fixtures use too)."""
+    from tests.tiny_models import write_clip_vocab
 
-    write_clip_tokenizer(tmp_path)
+    write_clip_vocab(tmp_path)
     for name in ("vocab.json", "merges.txt"):
         ours = (BUNDLED_CONFIGS / "clip-tokenizer" / name).read_text(encoding="utf-8")
         theirs = (tmp_path / name).read_text(encoding="utf-8")

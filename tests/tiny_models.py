@@ -30,7 +30,7 @@ the facts our loaders and diffusers' detection rely on stay as in the real files
   ``infer_diffusers_model_type`` classifies the files as ``xl_base`` / ``xl_refiner``.
 
 The tokenizer is the real CLIP BPE shipped inside open_clip, converted to ``vocab.json``/``merges.txt``
-(:func:`write_clip_tokenizer`). Config-only folders (``config_root``) mirror ``extension/configs``: per-model
+(:func:`write_clip_vocab`). Config-only folders (``config_root``) mirror ``extension/configs``: per-model
 ``tokenizer*/`` folders hold only ``tokenizer_config.json``/``special_tokens_map.json`` and the one shared
 ``clip-tokenizer/`` holds ``vocab.json``/``merges.txt`` (see :func:`load_clip_tokenizer`).
 """
@@ -119,6 +119,17 @@ def _added_token(content: str) -> dict[str, Any]:
     }
 
 
+def write_clip_vocab(directory: Path | str) -> Path:
+    """Write only ``vocab.json`` and ``merges.txt`` (a shared ``clip-tokenizer/`` folder). The one recipe: the fixtures
+    use it, and ``bench/make_clip_tokenizer.py`` wrote the bundled ``extension/configs/clip-tokenizer`` with it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab_text, merges_text = _vocab_files_text()
+    (directory / "vocab.json").write_text(vocab_text, encoding="utf-8")
+    (directory / "merges.txt").write_text(merges_text, encoding="utf-8")
+    return directory
+
+
 def write_clip_tokenizer(directory: Path | str, pad_token: str = "<|endoftext|>", *, vocab: bool = True) -> Path:
     """Write a transformers-4 CLIPTokenizer folder (loads in transformers 4.30 and 4.46 via ``from_pretrained``).
 
@@ -129,9 +140,7 @@ def write_clip_tokenizer(directory: Path | str, pad_token: str = "<|endoftext|>"
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if vocab:
-        vocab_text, merges_text = _vocab_files_text()
-        (directory / "vocab.json").write_text(vocab_text, encoding="utf-8")
-        (directory / "merges.txt").write_text(merges_text, encoding="utf-8")
+        write_clip_vocab(directory)
     bos, eos = SPECIAL
     config = {
         "add_prefix_space": False,
@@ -344,49 +353,52 @@ def _layers_to_resblocks(sd: Mapping[str, torch.Tensor], src: str, dst: str) -> 
     return out
 
 
-def clip_text_to_open_clip(sd: Mapping[str, torch.Tensor], prefix: str) -> Tensors:
-    """HF ``CLIPTextModel[WithProjection]`` state dict -> open_clip text keys under ``prefix`` (e.g. ``...model.``)."""
-    out = _layers_to_resblocks(sd, "text_model.encoder.layers.", prefix + "transformer.resblocks.")
-    simple = {
-        "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
-        "text_model.embeddings.position_embedding.weight": "positional_embedding",
-        "text_model.final_layer_norm.weight": "ln_final.weight",
-        "text_model.final_layer_norm.bias": "ln_final.bias",
-    }
+_OPEN_CLIP_TEXT = {
+    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+    "text_model.embeddings.position_embedding.weight": "positional_embedding",
+    "text_model.final_layer_norm.weight": "ln_final.weight",
+    "text_model.final_layer_norm.bias": "ln_final.bias",
+}
+_OPEN_CLIP_VISION = {
+    "vision_model.embeddings.class_embedding": "class_embedding",
+    "vision_model.embeddings.patch_embedding.weight": "conv1.weight",
+    "vision_model.embeddings.position_embedding.weight": "positional_embedding",
+    "vision_model.pre_layrnorm.weight": "ln_pre.weight",
+    "vision_model.pre_layrnorm.bias": "ln_pre.bias",
+    "vision_model.post_layernorm.weight": "ln_post.weight",
+    "vision_model.post_layernorm.bias": "ln_post.bias",
+}
+
+
+def _clip_to_open_clip(
+    sd: Mapping[str, torch.Tensor], prefix: str, tower: str, simple: Mapping[str, str], projection: tuple[str, str]
+) -> Tensors:
+    """One HF CLIP tower (``text_model`` / ``vision_model``) -> open_clip keys under ``prefix``: encoder layers to
+    ``transformer.resblocks.*``, the ``simple`` renames, and the ``projection`` Linear ``[proj, width]`` (HF name,
+    open_clip name) as an open_clip matrix ``[width, proj]``."""
+    layers = f"{tower}.encoder.layers."
+    out = _layers_to_resblocks(sd, layers, prefix + "transformer.resblocks.")
+    hf_projection, oc_projection = projection
     for key, value in sd.items():
         if key in simple:
             out[prefix + simple[key]] = value
-        elif key == "text_projection.weight":  # Linear [proj, width] -> open_clip matrix [width, proj]
-            out[prefix + "text_projection"] = value.T
-        elif key == "text_model.embeddings.position_ids" or key.startswith("text_model.encoder.layers."):
+        elif key == hf_projection:
+            out[prefix + oc_projection] = value.T
+        elif key == f"{tower}.embeddings.position_ids" or key.startswith(layers):
             continue
         else:
-            raise KeyError(f"unmapped CLIP text key {key}")
+            raise KeyError(f"unmapped CLIP {tower.split('_')[0]} key {key}")
     return out
+
+
+def clip_text_to_open_clip(sd: Mapping[str, torch.Tensor], prefix: str) -> Tensors:
+    """HF ``CLIPTextModel[WithProjection]`` state dict -> open_clip text keys under ``prefix`` (e.g. ``...model.``)."""
+    return _clip_to_open_clip(sd, prefix, "text_model", _OPEN_CLIP_TEXT, ("text_projection.weight", "text_projection"))
 
 
 def clip_vision_to_open_clip(sd: Mapping[str, torch.Tensor], prefix: str = "embedder.model.visual.") -> Tensors:
     """HF ``CLIPVisionModelWithProjection`` state dict -> open_clip/OpenAI ``VisionTransformer`` keys."""
-    out = _layers_to_resblocks(sd, "vision_model.encoder.layers.", prefix + "transformer.resblocks.")
-    simple = {
-        "vision_model.embeddings.class_embedding": "class_embedding",
-        "vision_model.embeddings.patch_embedding.weight": "conv1.weight",
-        "vision_model.embeddings.position_embedding.weight": "positional_embedding",
-        "vision_model.pre_layrnorm.weight": "ln_pre.weight",
-        "vision_model.pre_layrnorm.bias": "ln_pre.bias",
-        "vision_model.post_layernorm.weight": "ln_post.weight",
-        "vision_model.post_layernorm.bias": "ln_post.bias",
-    }
-    for key, value in sd.items():
-        if key in simple:
-            out[prefix + simple[key]] = value
-        elif key == "visual_projection.weight":
-            out[prefix + "proj"] = value.T
-        elif key == "vision_model.embeddings.position_ids" or key.startswith("vision_model.encoder.layers."):
-            continue
-        else:
-            raise KeyError(f"unmapped CLIP vision key {key}")
-    return out
+    return _clip_to_open_clip(sd, prefix, "vision_model", _OPEN_CLIP_VISION, ("visual_projection.weight", "proj"))
 
 
 def hf_clip_text_to_sgm(
@@ -461,6 +473,25 @@ def _text_config(hidden: int, layers: int, heads: int, act: str, projection_dim:
     )
 
 
+def _unet(seed: int, *, fp16_exact: bool, **family: Any) -> Any:
+    """The tiny UNet of every kind (2 levels of 32/64 channels, one layer each, linear projections, latent 8x8) with the
+    ``family``'s blocks, cross-attention width and class/added embeddings."""
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        norm_num_groups=32,
+        **family,
+    )
+    return randomize_(unet, seed, fp16_exact=fp16_exact)
+
+
 def _vae(scaling_factor: float, seed: int, *, fp16_exact: bool) -> Any:
     from diffusers import AutoencoderKL
 
@@ -481,7 +512,7 @@ def _vae(scaling_factor: float, seed: int, *, fp16_exact: bool) -> Any:
 
 def _unclip_components(kind: str) -> tuple[dict[str, Any], Tensors, torch.Tensor, torch.Tensor]:
     """Components of a tiny StableUnCLIPImg2ImgPipeline, its extra original-only tensors, and (mean, std)."""
-    from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler, DDPMScheduler
     from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
     from transformers import (
         CLIPImageProcessor,
@@ -515,23 +546,16 @@ def _unclip_components(kind: str) -> tuple[dict[str, Any], Tensors, torch.Tensor
         )
     )
     randomize_(image_encoder, _seed(kind, "image_encoder"))
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
+    unet = _unet(
+        _seed(kind, "unet"),
+        fp16_exact=False,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=32,
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
         upcast_attention=True,
         class_embed_type="projection",
         projection_class_embeddings_input_dim=2 * emb,
-        norm_num_groups=32,
     )
-    randomize_(unet, _seed(kind, "unet"))
     gen = torch.Generator().manual_seed(_seed(kind, "stats"))
     if is_l:  # Karlo ViT-L-14 statistics stand-in (real: tuple of two [1, 768] tensors)
         mean = 0.05 * torch.randn(1, emb, generator=gen)
@@ -599,31 +623,24 @@ def _unclip_components(kind: str) -> tuple[dict[str, Any], Tensors, torch.Tensor
 
 def _sdxl_components(kind: str) -> dict[str, Any]:
     """Components of a tiny StableDiffusionXL(Img2Img)Pipeline (tokenizers filled by the caller)."""
-    from diffusers import EulerDiscreteScheduler, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     base = kind == "sdxl-base"
     te2 = randomize_(
         CLIPTextModelWithProjection(_text_config(64, 10, 4, "gelu", 64)), _seed(kind, "text2"), fp16_exact=True
     )
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
+    unet = _unet(
+        _seed(kind, "unet"),
+        fp16_exact=True,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=96 if base else 64,
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
         transformer_layers_per_block=(1, 2),
         addition_embed_type="text_time",
         addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=(6 if base else 5) * 8 + 64,
-        norm_num_groups=32,
     )
-    randomize_(unet, _seed(kind, "unet"), fp16_exact=True)
     components = {
         "vae": _vae(0.13025, _seed(kind, "vae"), fp16_exact=True),
         "text_encoder": None,
@@ -843,9 +860,7 @@ def build_tiny_models(base: Path | str) -> TinyModels:
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=base))
     t0 = time.perf_counter()
     try:
-        write_clip_tokenizer(tmp / "configs" / "clip-tokenizer", vocab=True)
-        for name in ("tokenizer_config.json", "special_tokens_map.json"):  # the shared folder holds only the vocab
-            (tmp / "configs" / "clip-tokenizer" / name).unlink()
+        write_clip_vocab(tmp / "configs" / "clip-tokenizer")  # the shared folder holds only the vocab
         with torch.random.fork_rng(devices=[]):  # module constructors draw from the global RNG: leave it unchanged
             state_dicts = {kind: _build_one(kind, tmp) for kind in KINDS}
         shutil.rmtree(tmp / "tok")

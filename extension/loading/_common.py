@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import torch
 
 from ..errors import ModelLoadError
 from ..precision import Precision
+from .checkpoint import StateDict, take_prefix
 from .configs import read_json
 from .detect import check_role, describe, folder_kind, pipeline_kind
 from .info import ModelInfo
@@ -60,6 +62,59 @@ def finish(model: T, what: str, name: str, prec: Precision) -> T:
             "the file is damaged or not this model type"
         )
     return model.to(device=prec.device, dtype=prec.dtype).eval()  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass
+class SingleFileParts:
+    """Builds diffusers components from the original-layout state dict ``sd`` of the file ``name``, with the configs
+    of the folder ``cfg``. Each component's keys are moved out of ``sd`` before its conversion; each component is
+    checked complete and moved to ``prec``'s device/dtype; failures are ModelLoadErrors naming file and component."""
+
+    sd: StateDict
+    cfg: Path
+    name: str
+    prec: Precision
+
+    def _build(self, what: str, fn: Callable[[], T]) -> T:
+        return finish(build(what, self.name, fn), what, self.name, self.prec)
+
+    def _kwargs(self, subfolder: str) -> dict[str, Any]:
+        return {
+            "config": str(self.cfg),
+            "subfolder": subfolder,
+            "local_files_only": True,
+            "torch_dtype": self.prec.dtype,
+        }
+
+    def unet(self) -> Any:
+        """The UNet (``model.diffusion_model.*``), with the model-level ``from_single_file``."""
+        from diffusers import UNet2DConditionModel
+
+        return self._build(
+            "UNet",
+            lambda: UNet2DConditionModel.from_single_file(
+                take_prefix(self.sd, "model.diffusion_model."), **self._kwargs("unet")
+            ),
+        )
+
+    def vae(self) -> Any:
+        """The VAE (``first_stage_model.*``), with the model-level ``from_single_file``."""
+        from diffusers import AutoencoderKL
+
+        return self._build(
+            "VAE",
+            lambda: AutoencoderKL.from_single_file(take_prefix(self.sd, "first_stage_model."), **self._kwargs("vae")),
+        )
+
+    def text_encoder(self, cls: type, what: str, prefix: str, subfolder: str) -> Any:
+        """A ``CLIPTextModel[WithProjection]`` from the keys under ``prefix`` (``create_diffusers_clip_model_from_ldm``,
+        config ``cfg / subfolder``)."""
+        from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+
+        return self._build(
+            what,
+            lambda: create_diffusers_clip_model_from_ldm(cls, take_prefix(self.sd, prefix), **self._kwargs(subfolder)),
+        )
 
 
 def scheduler(folder: Path) -> Any:
@@ -130,4 +185,15 @@ def free_memory(device: torch.device | None = None) -> None:
         torch.cuda.empty_cache()
 
 
-__all__ = ["attach_info", "build", "describe", "finish", "free_memory", "load_folder", "load_hub", "quiet", "scheduler"]
+__all__ = [
+    "SingleFileParts",
+    "attach_info",
+    "build",
+    "describe",
+    "finish",
+    "free_memory",
+    "load_folder",
+    "load_hub",
+    "quiet",
+    "scheduler",
+]

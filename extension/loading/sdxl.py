@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..precision import Precision, pick
-from ._common import attach_info, build, finish, free_memory, load_folder, load_hub, scheduler
-from .checkpoint import Checkpoint, take_prefix
+from ._common import SingleFileParts, attach_info, free_memory, load_folder, load_hub, scheduler
+from .checkpoint import Checkpoint
 from .configs import build_tokenizer, config_dir, read_json
 from .detect import check_role, detect_kind, normalize_role
 from .source import Source, resolve_source
@@ -63,8 +63,6 @@ def load_sdxl(
 def _from_file(
     path: Path, role: str, prec: Precision, root: Path | None, src: Source, cls: type
 ) -> StableDiffusionXLImg2ImgPipeline | StableDiffusionXLPipeline:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     name = path.name
@@ -75,46 +73,20 @@ def _from_file(
     index = read_json(cfg / "model_index.json")
     sd = ck.take_state_dict()
     del ck
-    common = {"config": str(cfg), "local_files_only": True, "torch_dtype": prec.dtype}
     parts: dict[str, object] = {}
     try:
-        unet = build(
-            "UNet",
-            name,
-            lambda: UNet2DConditionModel.from_single_file(
-                take_prefix(sd, "model.diffusion_model."), subfolder="unet", **common
-            ),
-        )
-        parts["unet"] = finish(unet, "UNet", name, prec)
-        del unet
-        vae = build(
-            "VAE",
-            name,
-            lambda: AutoencoderKL.from_single_file(take_prefix(sd, "first_stage_model."), subfolder="vae", **common),
-        )
-        parts["vae"] = finish(vae, "VAE", name, prec)
-        del vae
+        single = SingleFileParts(sd, cfg, name, prec)
+        parts["unet"], parts["vae"] = single.unet(), single.vae()
         if role == "base":
-            te = build(
-                "CLIP-L text encoder",
-                name,
-                lambda: create_diffusers_clip_model_from_ldm(
-                    CLIPTextModel, take_prefix(sd, "conditioner.embedders.0."), subfolder="text_encoder", **common
-                ),
+            parts["text_encoder"] = single.text_encoder(
+                CLIPTextModel, "CLIP-L text encoder", "conditioner.embedders.0.", "text_encoder"
             )
-            parts["text_encoder"] = finish(te, "CLIP-L text encoder", name, prec)
             big_g_prefix = "conditioner.embedders.1."
         else:
             big_g_prefix = "conditioner.embedders.0."
-        te2 = build(
-            "OpenCLIP-bigG text encoder",
-            name,
-            lambda: create_diffusers_clip_model_from_ldm(
-                CLIPTextModelWithProjection, take_prefix(sd, big_g_prefix), subfolder="text_encoder_2", **common
-            ),
+        parts["text_encoder_2"] = single.text_encoder(
+            CLIPTextModelWithProjection, "OpenCLIP-bigG text encoder", big_g_prefix, "text_encoder_2"
         )
-        parts["text_encoder_2"] = finish(te2, "OpenCLIP-bigG text encoder", name, prec)
-        del te2
     finally:
         sd.clear()  # whatever is left (EMA, unused buffers) is not needed
         free_memory(prec.device)

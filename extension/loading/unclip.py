@@ -23,8 +23,8 @@ import torch
 
 from ..errors import ModelLoadError
 from ..precision import Precision, pick
-from ._common import attach_info, build, finish, free_memory, load_folder, load_hub, scheduler
-from .checkpoint import Checkpoint, load_weights_only, take_prefix
+from ._common import SingleFileParts, attach_info, build, free_memory, load_folder, load_hub, scheduler
+from .checkpoint import Checkpoint, load_weights_only
 from .clip_vision import build_image_encoder, convert_visual
 from .configs import build_tokenizer, config_dir, read_json
 from .detect import check_role, detect_kind, yaml_unclip_override
@@ -126,8 +126,7 @@ def _from_file(
     models_dir: str | os.PathLike[str] | None,
     src: Source,
 ) -> StableUnCLIPImg2ImgPipeline:
-    from diffusers import AutoencoderKL, StableUnCLIPImg2ImgPipeline, UNet2DConditionModel
-    from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+    from diffusers import StableUnCLIPImg2ImgPipeline
     from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
     from transformers import CLIPImageProcessor, CLIPTextModel
 
@@ -147,31 +146,10 @@ def _from_file(
 
     sd = ck.take_state_dict()
     del ck
-    cfg_s = str(cfg)
-    common = {"config": cfg_s, "local_files_only": True, "torch_dtype": prec.dtype}
     try:
-        unet = build(
-            "UNet",
-            name,
-            lambda: UNet2DConditionModel.from_single_file(
-                take_prefix(sd, "model.diffusion_model."), subfolder="unet", **common
-            ),
-        )
-        unet = finish(unet, "UNet", name, prec)
-        vae = build(
-            "VAE",
-            name,
-            lambda: AutoencoderKL.from_single_file(take_prefix(sd, "first_stage_model."), subfolder="vae", **common),
-        )
-        vae = finish(vae, "VAE", name, prec)
-        text_encoder = build(
-            "text encoder",
-            name,
-            lambda: create_diffusers_clip_model_from_ldm(
-                CLIPTextModel, take_prefix(sd, "cond_stage_model."), subfolder="text_encoder", **common
-            ),
-        )
-        text_encoder = finish(text_encoder, "text encoder", name, prec)
+        single = SingleFileParts(sd, cfg, name, prec)
+        unet, vae = single.unet(), single.vae()
+        text_encoder = single.text_encoder(CLIPTextModel, "text encoder", "cond_stage_model.", "text_encoder")
         image_encoder = build(
             "image encoder",
             name,

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ParamError, ReimagineError
-from ..params import FRAMES, REFINER, REIMAGINE
+from ..params import FRAMES, REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from .host import Control, Host
 from .models import REFINER_KINDS, UNCLIP_KINDS
 
@@ -399,7 +399,7 @@ def _refine_images(
     resize: bool,
     controls: dict[str, Any] | None = None,
 ) -> None:
-    from ..refine import BaseSettings, RefineRequest, planned_steps
+    from ..refine import BaseSettings, RefineRequest, infotext_seed, planned_steps
     from ..reimagine import seed_list
 
     values = dict(controls or {})
@@ -407,8 +407,7 @@ def _refine_images(
         values["strength"] = strength
     if steps is not None:
         values["steps"] = steps
-    engine_names = {"strength", "steps", "prompt", "negative_prompt", "cfg_scale", "sampler_name", "scheduler"}
-    engine_names |= {"aesthetic_score", "negative_aesthetic_score"}
+    engine_names = {name for name in REFINER_ENGINE_PARAMS if name != "mode"}  # pixel mode only
     checked = REFINER.validate({k: v for k, v in values.items() if k in engine_names})
     settings = {k: checked[k] for k in engine_names}
     seed = REIMAGINE["seed"].coerce(values.get("seed", -1))
@@ -427,7 +426,7 @@ def _refine_images(
                 image = image.resize(refine_size(image.size, host.refine_area), _lanczos())
                 text = _with_size(text, image.size)
             base = BaseSettings.from_infotext(text or None)
-            image_seed = seed if seed != -1 else _base_seed(text, seed_list(-1, 1)[0])
+            image_seed = seed if seed != -1 else infotext_seed(text, seed_list(-1, 1)[0])
             request = RefineRequest(images=[image], base=base, mode="Pixel", seed=image_seed, **settings)
             result = engine.refine(pipe, request, progress=control.step, should_stop=control.should_stop_step)
             _collect(host, control, outputs, result)
@@ -448,15 +447,6 @@ def _with_size(text: str, size: tuple[int, int]) -> str:
     if "Size" in params:
         params["Size"] = f"{size[0]}x{size[1]}"
     return infotext.build(prompt, negative, params)
-
-
-def _base_seed(text: str, fallback: int) -> int:
-    from .. import infotext
-
-    try:
-        return REIMAGINE["seed"].coerce(infotext.parse(text)["Seed"]) if text else fallback
-    except (KeyError, ParamError):
-        return fallback
 
 
 def _lanczos() -> Any:

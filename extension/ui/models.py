@@ -12,10 +12,8 @@ The kind of every file is remembered per (path, size, mtime), so a refresh re-re
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import struct
 import threading
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -29,7 +27,6 @@ REFINER_KINDS = ("sdxl-refiner",)
 OFFERED_KINDS = UNCLIP_KINDS + REFINER_KINDS
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 MAX_DEPTH = 4  # folder levels searched below each models folder
-_HEADER_LIMIT = 100 * 1024 * 1024  # a safetensors header larger than this is not a checkpoint header
 # Byte strings one of which every unCLIP / SDXL checkpoint pickle contains (key prefixes of the original layout).
 _CANDIDATE_MARKERS = (b"embedder.model.", b"noise_augmentor.", b"conditioner.embedders.")
 
@@ -57,19 +54,6 @@ _kind_cache: dict[tuple[str, int, int], str] = {}
 _kind_lock = threading.Lock()
 
 
-def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Key -> shape from a ``.safetensors`` header (reads only the header)."""
-    with open(path, "rb") as file:
-        prefix = file.read(8)
-        if len(prefix) != 8:
-            raise ValueError("file too short")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > _HEADER_LIMIT:
-            raise ValueError("header too large")
-        header = json.loads(file.read(length))
-    return {key: tuple(value["shape"]) for key, value in header.items() if key != "__metadata__"}
-
-
 def _ckpt_is_candidate(path: Path) -> bool:
     """Whether a pickled checkpoint may be unCLIP or SDXL (cheap: scans the pickle, not the tensors)."""
     try:
@@ -86,6 +70,7 @@ def _ckpt_is_candidate(path: Path) -> bool:
 def file_kind(path: Path, config_root: Path | None = None) -> str:
     """The kind of a checkpoint file (``"unclip-h"``, ``"sdxl-refiner"``, ...; ``"unknown"`` when unreadable)."""
     from ..loading import Checkpoint, detect_kind, yaml_unclip_override
+    from ..loading.checkpoint import safetensors_shapes
 
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)

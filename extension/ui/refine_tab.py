@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..params import REFINER, REIMAGINE
+from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from . import compat, jobs
 from .host import Host
 from .models import REFINER_KINDS
@@ -19,18 +19,7 @@ from .tab import TEXT, model_dropdown, slider
 TAB = "reimagine_refine"
 INHERIT = "Inherit"
 REFINE_TEXT = {"images": "Images to refine", "run": "Refine", "inherit": INHERIT}
-CONTROL_NAMES = (
-    "strength",
-    "steps",
-    "prompt",
-    "negative_prompt",
-    "cfg_scale",
-    "sampler_name",
-    "scheduler",
-    "aesthetic_score",
-    "negative_aesthetic_score",
-    "seed",
-)
+CONTROL_NAMES = (*(name for name in REFINER_ENGINE_PARAMS if name != "mode"), "seed")  # pixel mode only
 
 
 def _images(files: Any) -> list[tuple[Any, str]]:
