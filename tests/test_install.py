@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,6 @@ class Run:
     stdout: str
     stderr: str
     pip_calls: list[dict]
-    seconds: float
 
 
 class FakeWebUI:
@@ -70,10 +68,8 @@ class FakeWebUI:
             env["WEBUI_STUB_SITE"] = str(self.site)
         before = self.pip_calls()
         command = [sys.executable, *(["-S"] if isolated else []), str(INSTALL_PY)]
-        start = time.perf_counter()
         done = subprocess.run(command, cwd=self.root, env=env, capture_output=True, text=True, timeout=120)
-        seconds = time.perf_counter() - start
-        return Run(done.returncode, done.stdout, done.stderr, self.pip_calls()[len(before) :], seconds)
+        return Run(done.returncode, done.stdout, done.stderr, self.pip_calls()[len(before) :])
 
     def pip_calls(self) -> list[dict]:
         """Every run_pip call recorded so far."""
@@ -219,17 +215,14 @@ def test_skip_install_makes_no_pip_call(tmp_path: Path) -> None:
     assert run.pip_calls == []
 
 
-def test_satisfied_run_in_the_real_environment_is_fast_and_imports_nothing_heavy(tmp_path: Path) -> None:
-    """In this venv (diffusers 0.31.0 installed): no pip call, < 1 s, and torch/diffusers are never imported."""
+def test_satisfied_run_in_the_real_environment_makes_no_pip_call_and_imports_nothing_heavy(tmp_path: Path) -> None:
+    """In this venv (diffusers 0.31.0 installed): no pip call, and torch/diffusers are never imported (what keeps
+    it fast; the time itself is measured, not asserted: see the README)."""
     pytest.importorskip("diffusers")
     fake = FakeWebUI(tmp_path, "a1111")
-    timings = []
-    for _ in range(3):
-        run = fake.run(isolated=False)
-        timings.append(run.seconds)
-        assert run.returncode == 0, run.stdout + run.stderr
-        assert run.pip_calls == [], run.pip_calls  # torchsde is pinned by A1111, so it is never installed by us
-    assert min(timings) < 1.0, timings
+    run = fake.run(isolated=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.pip_calls == [], run.pip_calls  # torchsde is pinned by A1111, so it is never installed by us
 
     done = subprocess.run(
         [sys.executable, "-X", "importtime", str(INSTALL_PY)],
