@@ -27,7 +27,7 @@ STUB_LAUNCH = Path(__file__).resolve().parent / "webui_stub" / "webui_root" / "l
 
 @dataclass
 class Run:
-    """One install.py run: exit code, output, the pip calls it made, wall time."""
+    """One install.py run: exit code, output, the pip calls it made."""
 
     returncode: int
     stdout: str
