@@ -21,6 +21,8 @@ def _app_after_start(webui: StubWebUI, **flags) -> FastAPI:
     for flag, value in flags.items():
         setattr(shared.cmd_opts, flag, value)
     webui.load_scripts()
+    if not flags.get("nowebui"):
+        script_callbacks.ui_tabs_callback()  # the WebUI builds the UI before it starts the app
     app = FastAPI()
     script_callbacks.app_started_callback(None if flags.get("nowebui") else object(), app)
     return app

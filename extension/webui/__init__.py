@@ -66,15 +66,9 @@ def on_app_started(demo: Any, app: Any) -> None:
     from modules import shared
 
     from ..api import add_routes
+    from .tab import host as shared_host  # the tab's host: one pipeline cache for the tab, the hook and the API
 
     flags = shared.cmd_opts
     if not (getattr(flags, "api", False) or getattr(flags, "nowebui", False)):
         return
-    add_routes(app, host(), api_auth=getattr(flags, "api_auth", None))
-
-
-def host() -> Any:
-    """The process's :class:`.host.WebUIHost` (shared by the tab, the settings and the REST API)."""
-    from .tab import host as get
-
-    return get()
+    add_routes(app, shared_host(), api_auth=getattr(flags, "api_auth", None))
