@@ -707,6 +707,8 @@ def test_main_model_goes_back_to_the_device(
 
     host = _stub_host(monkeypatch)
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)  # a full GPU: our run needs room
+    offloaded: list[Any] = []
+    monkeypatch.setattr(host, "_offload", offloaded.append)
     fake = FakeEngine()
     if fails:
         fake.fail = RuntimeError("out of memory")
@@ -722,6 +724,7 @@ def test_main_model_goes_back_to_the_device(
         assert names.index("send_model_to_cpu") < names.index("send_model_to_device")
         assert ("send_model_to_device", model) in sd_models.calls
     assert ("RuntimeError: out of memory" in log) is fails
+    assert len(offloaded) == 1  # ours does not fit next to the WebUI's model, which comes back: ours leaves
 
 
 def test_main_model_stays_when_there_is_room(
@@ -732,8 +735,11 @@ def test_main_model_stays_when_there_is_room(
 
     host = _stub_host(monkeypatch)
     monkeypatch.setattr(host, "free_device_memory", lambda: 1 << 50)
+    offloaded: list[Any] = []
+    monkeypatch.setattr(host, "_offload", offloaded.append)
     _webui_run(host, FakeEngine(), make_args(image))
     assert not [c for c in sd_models.calls if c[0] in ("send_model_to_cpu", "send_model_to_device")]
+    assert offloaded == []  # "Keep resident" (the default) and it fits: ours stays for the next run
 
 
 def test_webui_model_folders_and_settings(webui: StubWebUI, tmp_path: Path) -> None:

@@ -292,7 +292,8 @@ class Host(ABC):
         return weights + ACTIVATION_MARGIN
 
     def make_room(self, needed: int) -> Any:
-        """Free device memory for a run needing ``needed`` bytes; returns a token for :meth:`restore`."""
+        """Free device memory for a run needing ``needed`` bytes; returns a token for :meth:`restore` (None when
+        nothing had to move)."""
         return None
 
     def restore(self, token: Any) -> None:
@@ -303,7 +304,9 @@ class Host(ABC):
     def pipeline(self, choice: ModelChoice, role: str = "unclip") -> Iterator[Any]:
         """The loaded pipeline for ``choice``, with room made for it first and everything restored afterwards.
 
-        ``role``: "unclip" or "refiner". In "Offload after each run" mode the pipeline goes back to RAM at the end.
+        ``role``: "unclip" or "refiner". The pipeline stays on the device between runs ("Keep resident") when it fits
+        next to the WebUI's model; when room had to be made for it, or in "Offload after each run" mode, it goes back
+        to RAM at the end, before the WebUI's model returns.
         """
         token = None
         pipe = None
@@ -314,7 +317,7 @@ class Host(ABC):
             yield pipe
         finally:
             try:
-                if pipe is not None and self.memory_mode() == MEMORY_MODES[1]:
+                if pipe is not None and (token is not None or self.memory_mode() == MEMORY_MODES[1]):
                     self._offload(pipe)
             finally:
                 self.restore(token)

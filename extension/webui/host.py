@@ -17,6 +17,9 @@ from ..ui.host import MEMORY_MODES, Control, Host, OutputPanel
 
 log = logging.getLogger(__name__)
 
+FORGE_UNLOADED = object()
+"""Token of :meth:`WebUIHost.make_room` on Forge: its memory manager unloaded its models (and reloads them itself)."""
+
 OPT_MODELS_DIRS = "reimagine_models_dirs"
 OPT_DEFAULT_MODEL = "reimagine_default_model"
 OPT_KARLO_STATS = "reimagine_karlo_stats"
@@ -257,7 +260,7 @@ class WebUIHost(Host):
 
             memory_management.unload_all_models()
             memory_management.soft_empty_cache()
-            return None  # Forge loads its models back on demand
+            return FORGE_UNLOADED  # Forge loads its models back on demand; ours must leave the GPU after the run
         from modules import sd_models
 
         model = self._main_model()
@@ -269,7 +272,7 @@ class WebUIHost(Host):
 
     def restore(self, token: Any) -> None:
         """Put the WebUI's model back on its device (A1111 never does it by itself, webui-api.md §6)."""
-        if token is None:
+        if token is None or token is FORGE_UNLOADED:
             return
         from modules import sd_models
 
