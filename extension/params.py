@@ -315,6 +315,7 @@ REFINER = ParamTable(
             "Keep the pre-refiner image",
             False,
             bool,
+            infotext=f"{REFINER_INFOTEXT_PREFIX} keep original",
             help="also save and show the image as it was before the post-pass",
         ),
     ]

@@ -321,6 +321,11 @@ EVERYTHING = {
 }
 
 
+def pasted_value(infotext_utils: Any, controls: dict[str, Any], text: str, name: str) -> Any:
+    """What pasting ``text`` sets the control ``name`` to."""
+    return infotext_utils.paste_infotext("txt2img", text)[controls[name]]
+
+
 def test_infotext_pastes_back_every_control(site: StubWebUI, tmp_path: Path) -> None:
     from modules import infotext_utils
 
@@ -332,7 +337,11 @@ def test_infotext_pastes_back_every_control(site: StubWebUI, tmp_path: Path) -> 
     controls = dict(zip(REFINER.params, tab.script.controls))
     for name, value in EVERYTHING.items():
         assert pasted[controls[name]] == value, name
-    assert pasted[controls["keep_original"]] is None  # an output option, not in the infotext: left as it is
+    assert pasted[controls["keep_original"]] is None  # written only when on: left as it is
+
+    _, kept = tab.generate(tab.args({**EVERYTHING, "keep_original": True}), tmp_path / "kept")
+    refined_text = next(text for text in kept.infotexts if "Refiner post-pass keep original" in text)
+    assert pasted_value(infotext_utils, controls, refined_text, "keep_original") is True
 
     # inherited values are not written, and pasting sets the controls back to "inherit"
     _, plain = tab.generate(tab.args(ON), tmp_path / "inherit")
@@ -362,7 +371,7 @@ def test_pasted_infotext_reproduces_the_image(site: StubWebUI, tmp_path: Path) -
     infotext_utils.add_paste_fields("txt2img", None, list(tab.runner.infotext_fields))
     pasted = infotext_utils.paste_infotext("txt2img", first.infotexts[0])
     values = [pasted[control] for control in tab.script.controls]
-    values[-1] = False  # keep_original: not pasted
+    values[-1] = False  # keep_original: off, so not in the infotext and not pasted
     _, again = tab.generate(tab.args(values), tmp_path / "b")
     assert again.infotexts[0] == first.infotexts[0] and not differs(again.images[0], first.images[0])
 

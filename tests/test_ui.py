@@ -497,6 +497,19 @@ def test_zh_cn_translates_every_string(tmp_path: Path) -> None:
     texts |= set(tab.TOOLTIPS.values()) | {refine_tab.INHERIT, ui_jobs.INTERRUPTED_NOTE}
     texts |= {webui_tab.SEND_TOOLTIP, webui_tab.SEND_LABEL, *webui_tab.SETTING_LABELS.values(), *MEMORY_MODES}
     texts |= {f"({info})" for info in webui_tab.SETTING_INFOS.values()} | set(NOISE_PRESETS)
+    # the refiner post-pass accordion in txt2img / img2img (built only inside the WebUI)
+    from extension.params import REFINER
+    from extension.webui import refiner as hook
+
+    texts |= {
+        hook.LABEL,
+        hook.INFO,
+        hook.SAME_SAMPLER,
+        hook.SAME_SCHEDULER,
+        hook.CFG_LABEL,
+        *hook.PLACEHOLDERS.values(),
+    }
+    texts |= {param.label for param in REFINER} | set(REFINER["mode"].choices)
     zh = json.loads((REPO / "localizations" / "zh_CN.json").read_text(encoding="utf-8"))
     missing = sorted(text for text in texts if not _NOT_TRANSLATED.search(text) and text not in zh)
     assert missing == []

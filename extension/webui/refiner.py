@@ -57,6 +57,8 @@ ERROR_KEY = f"{PREFIX} error"
 SAME_SAMPLER = "Use same sampler"
 SAME_SCHEDULER = "Use same scheduler"
 SAME_CFG = 0.0
+CFG_LABEL = f"{REFINER['cfg_scale'].label} (0 = same as the base)"
+PLACEHOLDERS = {"prompt": "blank = the base prompt", "negative_prompt": "blank = the base negative prompt"}
 """UI values meaning "inherit the base's": the WebUI's own Hires fix spells them the same way."""
 BEFORE_SUFFIX = "-before-refiner"
 CONFIG_ROOT_ENV = "REIMAGINE_CONFIG_ROOT"
@@ -756,7 +758,7 @@ def ui(script: Any, is_img2img: bool) -> list[Any]:
                 maximum=cfg.maximum,
                 step=cfg.step,
                 value=SAME_CFG,
-                label=f"{cfg.label} (0 = same as the base)",
+                label=CFG_LABEL,
                 elem_id=eid("cfg_scale"),
             )
             components["sampler_name"] = gr.Dropdown(
@@ -771,10 +773,7 @@ def ui(script: Any, is_img2img: bool) -> list[Any]:
                 value=SAME_SCHEDULER,
                 elem_id=eid("scheduler"),
             )
-        for name, placeholder in (
-            ("prompt", "blank = the base prompt"),
-            ("negative_prompt", "blank = the base negative prompt"),
-        ):
+        for name, placeholder in PLACEHOLDERS.items():
             components[name] = gr.Textbox(
                 label=REFINER[name].label, lines=2, placeholder=placeholder, value="", elem_id=eid(name)
             )
