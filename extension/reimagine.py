@@ -86,6 +86,7 @@ class Result:
     infotexts: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     interrupted: bool = False
+    steps: int = 0  # sampling steps run (what the progress callback counted)
 
 
 @dataclass(frozen=True)
@@ -349,7 +350,7 @@ def iter_batches(
                 continue
             images = decode(pipe, latents)
         infotexts = [build_infotext(request, pipe, seed, (width, height)) for seed in seeds]
-        yield Result(images=images, infotexts=infotexts, seeds=list(seeds))
+        yield Result(images=images, infotexts=infotexts, seeds=list(seeds), steps=len(scheduler.timesteps))
 
 
 def generate(
@@ -361,20 +362,18 @@ def generate(
 ) -> Result:
     """Make ``n_iter × batch_size`` variations of the (mixed) input image(s); a stop returns the finished batches."""
     request = request.validated()
-    steps_per_batch = scheduler_steps(pipe, request.sampler_name, request.scheduler, request.steps)
-    total = request.n_iter * steps_per_batch
-    done = 0
+    done = 0  # steps of the finished batches
 
-    def overall_progress(step: int, _steps: int) -> None:
+    def overall_progress(step: int, steps: int) -> None:
         if progress is not None:
-            progress(done + step, total)
+            progress(done + step, request.n_iter * steps)
 
     result = Result()
     for batch in iter_batches(pipe, request, progress=overall_progress, should_stop=should_stop):
         if batch.interrupted:
             result.interrupted = True
             break
-        done += steps_per_batch
+        done += batch.steps
         result.images.extend(batch.images)
         result.infotexts.extend(batch.infotexts)
         result.seeds.extend(batch.seeds)
