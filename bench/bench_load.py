@@ -37,22 +37,12 @@ _DT = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64"}
 # ----------------------------------------------------------------------------------------------------------- synthesis
 def _meta(kind: str, name: str, **overrides):  # noqa: ANN003, ANN202
     """A component of ``kind`` on the meta device, from the bundled config (``overrides`` patch the config)."""
-    import diffusers
-    import transformers
     from accelerate import init_empty_weights
 
-    index = json.loads((CONFIGS / kind / "model_index.json").read_text())
-    library, cls_name = index[name]
-    folder = CONFIGS / kind / name
+    from extension.loading.configs import component_from_config
+
     with init_empty_weights():
-        if library == "diffusers":
-            cls = getattr(diffusers, cls_name)
-            return cls.from_config({**cls.load_config(str(folder)), **overrides})
-        cls = getattr(transformers, cls_name)
-        config = cls.config_class.from_pretrained(str(folder))
-        for k, v in overrides.items():
-            setattr(config, k, v)
-        return cls(config)
+        return component_from_config(kind, name, **overrides)
 
 
 def _text_meta(hidden: int, layers: int, heads: int, act: str, proj: int):  # noqa: ANN202

@@ -18,36 +18,27 @@ def random_unclip(kind: str = "unclip-h", config_root: Path | None = None) -> An
     """A ``StableUnCLIPImg2ImgPipeline`` with random weights from a config-only folder (default: the bundled,
     full-size configs), on the CPU in fp32."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableUnCLIPImg2ImgPipeline, UNet2DConditionModel
-    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPTextConfig,
-        CLIPTextModel,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
-    )
+    from diffusers import DDIMScheduler, DDPMScheduler, StableUnCLIPImg2ImgPipeline
+    from transformers import CLIPImageProcessor
 
-    from extension.loading.configs import build_tokenizer, config_dir
+    from extension.loading.configs import build_tokenizer, component_from_config, config_dir
 
     folder = config_dir(kind, config_root)
     torch.manual_seed(0)
-    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+    unet = component_from_config(kind, "unet", config_root)
     for parameter in unet.parameters():  # zero-initialised output layers would make every step a no-op
         if not parameter.any():
             parameter.data.normal_(0, 0.02)
     return StableUnCLIPImg2ImgPipeline(
         feature_extractor=CLIPImageProcessor.from_pretrained(folder / "feature_extractor"),
-        image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig.from_pretrained(folder / "image_encoder")),
-        image_normalizer=StableUnCLIPImageNormalizer.from_config(
-            StableUnCLIPImageNormalizer.load_config(folder / "image_normalizer")
-        ),
+        image_encoder=component_from_config(kind, "image_encoder", config_root),
+        image_normalizer=component_from_config(kind, "image_normalizer", config_root),
         image_noising_scheduler=DDPMScheduler.from_pretrained(folder / "image_noising_scheduler"),
         tokenizer=build_tokenizer(folder / "tokenizer", config_root),
-        text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
+        text_encoder=component_from_config(kind, "text_encoder", config_root),
         unet=unet,
         scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"),
-        vae=AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
+        vae=component_from_config(kind, "vae", config_root),
     )
 
 

@@ -20,19 +20,12 @@ REAL_PARAMS = {
 
 
 def _meta_model(kind: str, name: str) -> torch.nn.Module:
-    import diffusers
-    import transformers
     from accelerate import init_empty_weights
 
-    index = json.loads((BUNDLED_CONFIGS / kind / "model_index.json").read_text())
-    library, cls_name = index[name]
-    folder = BUNDLED_CONFIGS / kind / name
+    from extension.loading.configs import component_from_config
+
     with init_empty_weights():
-        if library == "diffusers":
-            cls = getattr(diffusers, cls_name)
-            return cls.from_config(cls.load_config(str(folder)))
-        cls = getattr(transformers, cls_name)
-        return cls(cls.config_class.from_pretrained(str(folder)))
+        return component_from_config(kind, name)
 
 
 @pytest.mark.parametrize("kind", sorted(REAL_PARAMS))

@@ -86,3 +86,24 @@ def build_tokenizer(folder: str | Path, root: str | Path | None = None) -> CLIPT
         return CLIPTokenizer(vocab_file=str(vocab), merges_file=str(merges), **kwargs)
     except Exception as e:
         raise ModelLoadError(f"Cannot build the tokenizer from {folder}: {e}") from None
+
+
+def component_from_config(kind: str, name: str, root: str | Path | None = None, **overrides: Any):  # noqa: ANN201
+    """A pipeline component (``unet``, ``vae``, ``text_encoder``, ``image_encoder``, …) of ``kind`` built from its
+    config-only folder, with fresh weights; ``overrides`` patch the config. Build it inside
+    ``accelerate.init_empty_weights()`` to get it on the meta device (no memory)."""
+    import importlib
+
+    import transformers
+
+    library, class_name = read_json(config_dir(kind, root) / "model_index.json")[name]
+    folder = config_dir(kind, root) / name
+    if library != "transformers":  # "diffusers", or a pipeline module such as "stable_diffusion" (the normalizer)
+        module = importlib.import_module("diffusers" if library == "diffusers" else f"diffusers.pipelines.{library}")
+        model_class = getattr(module, class_name)
+        return model_class.from_config({**model_class.load_config(str(folder)), **overrides})
+    model_class = getattr(transformers, class_name)
+    config = model_class.config_class.from_pretrained(str(folder))
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return model_class(config)
