@@ -60,7 +60,6 @@ script_callbacks.on_after_component(webui.on_after_component, name="reimagine se
 script_callbacks.on_ui_tabs(webui.on_ui_tabs, name="reimagine")
 script_callbacks.on_ui_settings(webui.on_ui_settings, name="reimagine")
 script_callbacks.on_app_started(webui.on_app_started, name="reimagine api")
-# on_infotext_pasted / on_before_image_saved: add here when needed.
 
 
 # ---- the refiner post-pass (issue 5) -------------------------------------------------------------------------------
