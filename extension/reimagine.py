@@ -428,7 +428,8 @@ def interpolate(
     latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     initial_latents = _noise([seed], latent_shape).to(device, text_embeds.dtype)
     augment_noise = augmentation_noise([seed], embed_a.shape[-1]).to(device, embed_a.dtype)
-    steps_per_frame = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
+    scheduler.set_timesteps(settings.steps)
+    steps_per_frame = len(scheduler.timesteps)  # what each frame's progress counts (denoise sets them again)
 
     result = Result()
     for frame in range(frames):
