@@ -44,11 +44,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from PIL import Image
 
-from . import infotext
-from .errors import ParamError, ReimagineError
-from .params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE
-from .reimagine import Result, _fmt_number, _version, model_identity, seed_list
+from .. import infotext
+from ..errors import ParamError, ReimagineError
+from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule
+from .unclip import Result, _fmt_number, _version, model_identity, seed_list
 
 if TYPE_CHECKING:
     import argparse
@@ -563,7 +563,7 @@ def _refine_images(pipe, request, seeds, planned, result, progress, should_stop)
 
 def add_cli_parser(commands: Any) -> None:
     """Add the ``refine`` subcommand (called by :func:`cli.build_parser`)."""
-    from .cli import _add_param, _model_options
+    from ..cli import _add_param, _model_options
 
     parser = commands.add_parser(
         "refine",
@@ -603,9 +603,9 @@ def output_paths(inputs: Sequence[Path], out: Path) -> list[Path]:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
-    from .cli import _input_images, _load_images, _nothing_to_do, _progress_bar, _wanted
-    from .loading import load_sdxl
-    from .outputs import read_infotext, save_png
+    from ..cli import _input_images, _load_images, _nothing_to_do, _progress_bar, _wanted
+    from ..loading import load_sdxl
+    from ..outputs import read_infotext, save_png
 
     inputs = _input_images(args.images)
     jobs = [(src, dst) for src, dst in zip(inputs, output_paths(inputs, args.out)) if _wanted(dst, args)]

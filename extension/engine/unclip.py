@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
-from . import infotext
-from .errors import ParamError
-from .params import FRAMES, REIMAGINE
+from .. import infotext
+from ..errors import ParamError
+from ..params import FRAMES, REIMAGINE
 from .samplers import make_scheduler, resolved_schedule
 
 ProgressFn = Callable[[int, int], None]
@@ -286,7 +286,7 @@ def _fmt_number(value: float) -> str:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

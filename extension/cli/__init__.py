@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ReimagineError
-from .params import FRAMES, NOISE_PRESETS, REIMAGINE, Param
+from ..errors import ReimagineError
+from ..params import FRAMES, NOISE_PRESETS, REIMAGINE, Param
 
 DESCRIPTION = """\
 Stable unCLIP 2.1 image variations and an SDXL refiner pass, without a WebUI.
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_refine_parser(commands: Any) -> None:
     """``refine`` is provided by the refiner engine when it is present."""
     try:
-        from .refine import add_cli_parser
+        from ..engine.refiner import add_cli_parser
     except ImportError:
         return
     add_cli_parser(commands)
@@ -168,7 +168,7 @@ def _requests(todo: list[Job], batch_size: int) -> list[tuple[list[Job], int, in
 
 def _input_images(paths: Sequence[Path]) -> list[Path]:
     """The image files named by the IMAGE arguments (folders expanded); a user error when there are none."""
-    from .outputs import expand_inputs
+    from ..outputs import expand_inputs
 
     inputs = expand_inputs(paths)
     if not inputs:
@@ -223,7 +223,7 @@ def _load_images(paths: Sequence[Path]):
 
 
 def _settings(args: argparse.Namespace):
-    from .reimagine import VariationRequest
+    from ..engine.unclip import VariationRequest
 
     noise_level = NOISE_PRESETS[args.preset.capitalize()] if args.preset else args.noise_level
     return VariationRequest(
@@ -243,7 +243,7 @@ def _settings(args: argparse.Namespace):
 
 
 def _load_unclip(args: argparse.Namespace):
-    from .loading import load_unclip
+    from ..loading import load_unclip
 
     return load_unclip(args.model, config_root=args.config_root, karlo_stats=args.karlo_stats, device=args.device)
 
@@ -262,8 +262,8 @@ def _weights(text: str | None, count: int) -> list[float] | None:
 
 def run_vary(args: argparse.Namespace) -> int:
     """``vary``: n variations per input image (or per mix)."""
-    from .outputs import save_png
-    from .reimagine import iter_batches, scheduler_steps, seed_list
+    from ..engine.unclip import iter_batches, scheduler_steps, seed_list
+    from ..outputs import save_png
 
     inputs = _input_images(args.images)
     if args.n < 1:
@@ -306,8 +306,8 @@ def run_vary(args: argparse.Namespace) -> int:
 
 def run_interpolate(args: argparse.Namespace) -> int:
     """``interpolate``: frames from A to B."""
-    from .outputs import save_png
-    from .reimagine import InterpolationRequest, interpolate, scheduler_steps, seed_list
+    from ..engine.unclip import InterpolationRequest, interpolate, scheduler_steps, seed_list
+    from ..outputs import save_png
 
     stem = f"{args.image_a.stem}-to-{args.image_b.stem}"
     paths = [args.out / f"{stem}-{frame:03d}.png" for frame in range(args.frames)]
@@ -331,7 +331,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """``serve``: the standalone gradio app."""
-    from .app import serve
+    from ..app import serve
 
     return serve(port=args.port, models_dir=args.models_dir)
 
