@@ -21,7 +21,7 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-from extension.engine.unclip import Result, seed_list
+from extension.engine import Result, seed_list
 from extension.loading import discovery as models
 from extension.loading.discovery import ModelChoice
 from extension.params import NOISE_PRESETS, REIMAGINE

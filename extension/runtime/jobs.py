@@ -178,8 +178,8 @@ class TabValues:
 
 
 def _info_for(settings: dict[str, Any], pipe: Any) -> GenerationInfo:
+    from ..engine import model_identity
     from ..engine.samplers import resolved_schedule
-    from ..engine.unclip import model_identity
 
     identity = model_identity(pipe)
     return GenerationInfo(
@@ -242,7 +242,8 @@ def generate(host: Host, args: Sequence[Any], engine: Engine | None = None) -> t
 
 
 def _variations(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
-    from ..engine.unclip import VariationRequest, scheduler_steps, seed_list
+    from ..engine import seed_list
+    from ..engine.unclip import VariationRequest
 
     if not values.images:
         raise ParamError("Add at least one input image.")
@@ -255,11 +256,6 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
         outputs.info = _info_for({**values.settings, "seed": first_seed}, pipe)
         if len(values.images) > 1:
             outputs.info.extra_generation_params["Mix weights"] = ", ".join(f"{w:g}" for w in request.weights)
-        control.begin(
-            request.n_iter,
-            scheduler_steps(pipe, request.sampler_name, request.scheduler, request.steps),
-            f"Batch 1 of {request.n_iter}",
-        )
         # One engine request for all batches: the input images are CLIP-encoded once.
         batches = engine.iter_batches(
             pipe,
@@ -287,7 +283,8 @@ def _collect(host: Host, control: Control, outputs: Outputs, result: Any) -> Non
 
 
 def _interpolation(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
-    from ..engine.unclip import InterpolationRequest, VariationRequest, scheduler_steps, seed_list
+    from ..engine import seed_list
+    from ..engine.unclip import InterpolationRequest, VariationRequest
 
     if len(values.images) < 2:
         raise ParamError("Interpolation needs two input images: put image A into slot 1 and image B into slot 2.")
@@ -302,8 +299,6 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
     with host.pipeline(choice, "unclip") as pipe:
         outputs.info = _info_for(settings, pipe)
         outputs.info.extra_generation_params["Interpolation frames"] = values.frames
-        per_frame = scheduler_steps(pipe, settings["sampler_name"], settings["scheduler"], settings["steps"])
-        control.begin(1, values.frames * per_frame, "Interpolation")
         request = InterpolationRequest(image_a, image_b, values.frames, VariationRequest(images=[], **settings))
         result = engine.interpolate(
             pipe, request, progress=control.step, should_stop=lambda: control.should_stop_step() or control.stopping
@@ -399,8 +394,8 @@ def _refine_images(
     resize: bool,
     controls: dict[str, Any] | None = None,
 ) -> None:
+    from ..engine import seed_list
     from ..engine.refiner import BaseSettings, RefineRequest, infotext_seed, planned_steps
-    from ..engine.unclip import seed_list
 
     values = dict(controls or {})
     if strength is not None:
