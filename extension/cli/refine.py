@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..engine import seed_list
 from ..engine.refiner import FALLBACK_CFG_SCALE, FALLBACK_SAMPLER, FALLBACK_SCHEDULE
 from ..errors import ReimagineError
-from ..params import REFINER, REIMAGINE
+from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from .common import add_param, input_images, load_images, model_options, nothing_to_do, progress_bar, wanted
 
 
@@ -56,7 +54,7 @@ def output_paths(inputs: Sequence[Path], out: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
-    from ..engine.refiner import BaseSettings, RefineRequest, infotext_seed, refine
+    from ..engine.refiner import RefineRequest, refine
     from ..loading import load_sdxl
     from ..outputs import read_infotext, save_png
 
@@ -64,29 +62,18 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(src, dst) for src, dst in zip(inputs, output_paths(inputs, args.out)) if wanted(dst, args)]
     if not jobs:
         return nothing_to_do(args)
-    settings = RefineRequest(
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        strength=args.strength,
-        steps=args.steps,
-        mode="Pixel",
-        cfg_scale=args.cfg_scale,
-        sampler_name=args.sampler_name,
-        scheduler=args.scheduler,
-        aesthetic_score=args.aesthetic_score,
-        negative_aesthetic_score=args.negative_aesthetic_score,
-        seed=args.seed,
-    )
-    replace(settings, images=load_images([jobs[0][0]])).resolved()  # check every value before the slow load
-    run_seed = seed_list(-1, 1)[0]
+    controls = {name: getattr(args, name) for name in REFINER_ENGINE_PARAMS if hasattr(args, name)}
+
+    def request(src: Path) -> RefineRequest:
+        images = load_images([src])
+        return RefineRequest.from_controls(controls, read_infotext(src), args.seed, images=images, mode="Pixel")
+
+    request(jobs[0][0]).resolved()  # check every value (and the sampler/schedule pair) before the slow load
 
     pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
     with progress_bar(len(jobs), "refine") as advance:
         for src, dst in jobs:
-            image = load_images([src])[0]
-            base = BaseSettings.from_infotext(read_infotext(src))
-            seed = settings.seed if settings.seed != -1 else infotext_seed(base.infotext, run_seed)
-            result = refine(pipe, replace(settings, images=[image], base=base, seed=seed), progress=advance)
+            result = refine(pipe, request(src), progress=advance)
             save_png(result.images[0], dst, result.infotexts[0])
     print(f"wrote {len(jobs)} image(s) to {args.out}")
     return 0

@@ -34,7 +34,7 @@ no-op, the latent-family check, the prompt encoded once per request, per-image s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -44,7 +44,7 @@ from PIL import Image
 
 from .. import infotext
 from ..errors import ParamError
-from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE
+from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE, refiner_values_from_ui
 from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule
 
@@ -125,6 +125,27 @@ class RefineRequest:
     crop_top: int = 0  # SDXL crop conditioning (top-left corner of the crop, pixels)
     crop_left: int = 0
     return_latents: bool = False  # latent mode: return refined latents (Result.latents) instead of decoding
+
+    @classmethod
+    def from_controls(
+        cls, values: Mapping[str, Any], base: BaseSettings | str | None = None, seed: Any = -1, **fields: Any
+    ) -> RefineRequest:
+        """The one way a request is made from refiner controls (the txt2img hook, the tab's button, the REST API and
+        the CLI all call this), validated.
+
+        ``values``: control values by API name, as the UI or an API caller spells them ("Use same sampler", CFG 0 and
+        blanks inherit; names outside the engine's controls are ignored); ``base``: the base generation's settings, or
+        its infotext; ``seed``: −1 takes the base infotext's ``Seed``, else a random one. ``fields`` sets the rest
+        (``images``, ``latents``, ``seeds``, ``mode``, ...).
+        """
+        engine = {name: value for name, value in values.items() if name in REFINER_ENGINE_PARAMS}
+        checked = REFINER.validate(refiner_values_from_ui(engine))
+        base = base if isinstance(base, BaseSettings) else BaseSettings.from_infotext(base)
+        seed = REIMAGINE["seed"].coerce(seed)
+        if seed == -1:
+            seed = infotext_seed(base.infotext, seed_list(-1, 1)[0])
+        controls = {name: checked[name] for name in REFINER_ENGINE_PARAMS}
+        return cls(base=base, seed=seed, **{**controls, **fields}).validated()
 
     def validated(self) -> RefineRequest:
         """A copy with every value checked (raises :class:`ParamError`)."""

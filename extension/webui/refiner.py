@@ -42,7 +42,7 @@ from typing import Any
 
 from ..errors import ModelLoadError, ParamError, ReimagineError
 from ..loading.discovery import REFINER_KINDS, ModelChoice, closest
-from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REFINER_MODES
+from ..params import REFINER, REFINER_INFOTEXT_PREFIX, REFINER_MODES
 
 TITLE = "Refiner post-pass"
 """The script's title: the key of ``alwayson_scripts`` in API requests (matched case-insensitively)."""
@@ -318,8 +318,7 @@ def base_is_sdxl(p: Any) -> bool:
 def _request(run: Run, p: Any, index: int, **fields: Any) -> Any:
     from ..engine.refiner import RefineRequest
 
-    engine = {name: run.values[name] for name in REFINER_ENGINE_PARAMS}
-    return RefineRequest(base=_base(p, index), **{**engine, **fields})
+    return RefineRequest.from_controls(run.values, _base(p, index), **fields)
 
 
 def _infotext_items(request: Any, pipe: Any, mode: str, run: Run) -> dict[str, str]:
