@@ -199,7 +199,7 @@ def test_disabled_does_nothing(site: StubWebUI, tmp_path: Path) -> None:
     tab = Tab(site)
     p, processed = tab.generate(tab.args(), tmp_path)
     assert PREFIX not in processed.infotexts[0]
-    assert core("webui.tab").host()._cache is None  # no model was even looked at
+    assert core("webui.host").shared_host()._cache is None  # no model was even looked at
     assert [c for c in shared.state.calls if c[0] == "nextjob"] == [("nextjob",)]
     assert not [c for c in sd_models.calls if c[0] != "list_models"]
     assert p.sd_model.decode_calls == 1
@@ -462,7 +462,7 @@ def test_a_failing_pass_keeps_the_image_and_says_why(
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(engine, "refine", broken)
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)
     tab = Tab(site)
     _, processed = tab.generate(tab.args(ON), tmp_path, batch_size=2)
@@ -497,7 +497,7 @@ def test_interrupt_mid_pass_leaves_a_valid_image_and_restored_state(
         return real(pipe, request, progress=report, should_stop=should_stop)
 
     monkeypatch.setattr(engine, "refine", interrupted)
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)  # a full GPU: the WebUI's model has to make room
     tab = Tab(site)
     _, plain = tab.generate(tab.args(), tmp_path / "off", sdxl=sdxl)
@@ -548,7 +548,7 @@ def test_refiner_stays_resident_or_is_offloaded(
 ) -> None:
     from modules import shared
 
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     tab = Tab(site)
     tab.generate(tab.args(ON), tmp_path / "a", batch_size=2)
     tab.generate(tab.args(ON), tmp_path / "b")
@@ -623,7 +623,7 @@ def test_forge_flavour(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.Monk
     from backend import memory_management
     from modules import sd_models
 
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)
     tab = Tab(site)
     _, pixel = tab.generate(tab.args(ON), tmp_path / "pixel")
@@ -635,4 +635,4 @@ def test_forge_flavour(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_config_root_comes_from_the_environment(site: StubWebUI, tiny: Any) -> None:
-    assert core("webui.refiner").host().config_root == Path(tiny.config_root)
+    assert core("webui.host").shared_host().config_root == Path(tiny.config_root)

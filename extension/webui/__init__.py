@@ -66,7 +66,7 @@ def on_app_started(demo: Any, app: Any) -> None:
     from modules import shared
 
     from ..api import add_routes
-    from .tab import host as shared_host  # the tab's host: one pipeline cache for the tab, the hook and the API
+    from .host import shared_host
 
     flags = shared.cmd_opts
     if not (getattr(flags, "api", False) or getattr(flags, "nowebui", False)):

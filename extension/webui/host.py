@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 import random
 import string
 from collections.abc import Callable, Iterator
@@ -355,3 +356,25 @@ class WebUIHost(Host):
         if not items:
             return None
         return infotext_utils.image_from_url_text(items[index if 0 <= index < len(items) else 0])
+
+
+CONFIG_ROOT_ENV = "REIMAGINE_CONFIG_ROOT"
+"""Environment variable: a folder of config-only diffusers folders used instead of the bundled ``extension/configs``
+(tests and the acceptance harness use the tiny models' configs)."""
+
+_shared: WebUIHost | None = None
+
+
+def config_root_from_env() -> Path | None:
+    """``$REIMAGINE_CONFIG_ROOT`` as a folder, if set (the one place that reads it)."""
+    value = os.environ.get(CONFIG_ROOT_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def shared_host() -> WebUIHost:
+    """The one WebUI host of this process, shared by the tab, the refiner hook and the REST API (one model list,
+    one pipeline cache, which survives Reload UI)."""
+    global _shared
+    if _shared is None:
+        _shared = WebUIHost(config_root=config_root_from_env())
+    return _shared
