@@ -12,7 +12,6 @@ import io
 import json
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import ModelLoadError, ReimagineError
@@ -26,9 +25,9 @@ MAX_IMAGES = 16
 REFINE_API = ParamTable(p for p in REFINER if p.name not in ("enabled", "mode", "keep_original", "model"))
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model the API offers: ``name`` is what requests use, ``path`` is relative to its models folder."""
+class ModelEntry(Protocol):
+    """One model the API offers (the hosts' :class:`~extension.loading.discovery.ModelChoice` has this shape):
+    ``name`` is what requests use, ``path`` is relative to its models folder."""
 
     name: str
     kind: str  # "unclip-h" | "unclip-l" | "sdxl-refiner"

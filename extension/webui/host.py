@@ -59,17 +59,9 @@ class WebUIControl(Control):
 
         return shared.state
 
-    @property  # type: ignore[override]
-    def jobs(self) -> int:
-        """``state.job_count``."""
-        return int(getattr(self._state(), "job_count", 0) or 0)
-
-    @jobs.setter
-    def jobs(self, value: int) -> None:
-        """``begin`` sets ``state.job_count`` itself."""
-
     def begin(self, jobs: int, steps: int, text: str = "") -> None:
         """Set ``job_count``, ``sampling_steps``; job 0, step 0."""
+        self.jobs = jobs
         state = self._state()
         state.job_count = jobs
         state.job_no = 0
@@ -373,8 +365,14 @@ def config_root_from_env() -> Path | None:
 
 def shared_host() -> WebUIHost:
     """The one WebUI host of this process, shared by the tab, the refiner hook and the REST API (one model list,
-    one pipeline cache, which survives Reload UI)."""
+    one pipeline cache)."""
     global _shared
     if _shared is None:
         _shared = WebUIHost(config_root=config_root_from_env())
     return _shared
+
+
+def release_shared_host() -> None:
+    """Drop the shared host's loaded pipelines and free their memory (nothing to do before the first use)."""
+    if _shared is not None:
+        _shared.release()
