@@ -1,7 +1,7 @@
 """The extension inside a WebUI process: the core loads under its own name and never collides with other extensions.
 
 A1111 runs ``scripts/reimagine.py`` with ``spec_from_file_location("reimagine.py", path)``, the extension root on
-``sys.path`` only while the file runs, and the module kept out of ``sys.modules`` (webui-api.md §2); Forge leaves
+``sys.path`` only while the file runs, and the module kept out of ``sys.modules`` (docs/webui-contract.md §2); Forge leaves
 every extension root on ``sys.path``. Another extension may already have imported a top-level ``extension`` or
 ``utils``.
 """

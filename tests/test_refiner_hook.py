@@ -1,4 +1,4 @@
-"""The refiner post-pass inside txt2img / img2img (issue 5 "WebUI hook"), against the WebUI stand-in (tests/webui_stub).
+"""The refiner post-pass inside txt2img / img2img against the WebUI stand-in (tests/webui_stub).
 
 Generations run through the stand-in's ``processing.process_images`` (the WebUI's hook order, a fake sampler and VAE:
 ``sd_model.decode_calls`` counts decodes) with the tiny SDXL refiner placed in ``models/Stable-diffusion`` and found

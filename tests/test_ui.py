@@ -1,4 +1,4 @@
-"""The Reimagine tab, the standalone app and the WebUI adapter (issue 6): built under this environment's gradio
+"""The Reimagine tab, the standalone app and the WebUI adapter: built under this environment's gradio
 (3.41 in a1111, 4.40 in forge) and wired against the WebUI stand-in (tests/webui_stub).
 
 Jobs are driven through the same handlers gradio calls. A fake engine (instant, scriptable) checks the job logic —

@@ -1,5 +1,5 @@
 """The WebUI as a :class:`~extension.runtime.host.Host`: its queue, progress bar, state, output panel, saving, settings,
-model folders and memory handling (AUTOMATIC1111 1.10 and Forge 2; webui-api.md §4–§6).
+model folders and memory handling (AUTOMATIC1111 1.10 and Forge 2; docs/webui-contract.md §4–§6).
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class WebUIHost(Host):
         return model
 
     def restore(self, token: Any) -> None:
-        """Put the WebUI's model back on its device (A1111 never does it by itself, webui-api.md §6)."""
+        """Put the WebUI's model back on its device (A1111 never does it by itself, docs/webui-contract.md §6)."""
         if token is None or token is FORGE_UNLOADED:
             return
         from modules import sd_models

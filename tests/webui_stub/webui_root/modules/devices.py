@@ -1,4 +1,4 @@
-"""Stand-in of modules/devices.py (§6). torch is imported on first use of a torch-valued attribute.
+"""Stand-in of modules/devices.py (docs/webui-contract.md §6). torch is imported on first use of a torch-valued attribute.
 
 ``device`` is CUDA when available, else CPU; ``dtype`` is float16 on CUDA and float32 on CPU (a CPU WebUI runs with
 ``--no-half``/``--use-cpu``). Tests may assign any of them. F: ``torch_gc()`` is
