@@ -245,6 +245,31 @@ def test_latent_mode_refines_sdxl_latents_with_one_decode(
     assert all(params(text)[f"{PREFIX} mode"] == "Latent" for text in processed.infotexts)
 
 
+def test_nan_refined_latents_keep_the_base_image(
+    site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An all-NaN refined batch (fp16 overflow) must not reach the WebUI's ``devices.test_for_nans`` (which raises
+    NansException after ``post_sample`` and loses the generation): the base latents stay, the error is reported."""
+    import torch
+
+    engine = core("engine.refiner")
+    real = engine.refine
+
+    def overflowing(pipe: Any, request: Any, **kwargs: Any) -> Any:
+        result = real(pipe, request, **kwargs)
+        result.latents = torch.full_like(result.latents, float("nan"))
+        return result
+
+    monkeypatch.setattr(engine, "refine", overflowing)
+    tab = Tab(site)
+    _, plain = tab.generate(tab.args(), tmp_path / "off", sdxl=True)
+    _, processed = tab.generate(tab.args(ON), tmp_path / "on", sdxl=True)
+    assert len(processed.images) == 1 and not differs(processed.images[0], plain.images[0])
+    info = params(processed.infotexts[0])
+    assert "NaN latents" in info[f"{PREFIX} error"] and f"{PREFIX} mode" not in info
+    assert tab.jobs == (2, 2)
+
+
 def test_latent_batch_with_different_prompts(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = core("engine.refiner")
     real = engine.refine

@@ -16,6 +16,11 @@ from .report import clear_keys, fail, refiner_keys, set_keys, warn, without_keys
 
 _EXTRA_NETWORK = re.compile(r"<\w+:[^>]+>")  # <lora:name:1.0>: the WebUI's extra-network syntax, not prompt text
 
+NAN_LATENTS = (
+    "the refiner produced NaN latents (an fp16 overflow in its UNet; try --no-half or an fp32 refiner); the base "
+    "image is kept"
+)
+
 
 def _plain(prompt: Any) -> str:
     """A WebUI prompt without extra-network tags (``<lora:x:1>``), which are not text for the refiner."""
@@ -126,6 +131,10 @@ def post_sample(p: Any, ps: Any, *args: Any) -> None:
     if refined is None:
         return
     latents, items = refined
+    if not bool(latents.isfinite().all()):  # the WebUI would raise NansException on them and lose the generation
+        fail(p, run, ReimagineError(NAN_LATENTS))
+        set_keys(p, None)
+        return
     ps.samples = latents.to(device=samples.device, dtype=samples.dtype)
     run.latent_batches.add(batch)
     if originals is not None:

@@ -43,6 +43,24 @@ def torch_gc() -> None:
         torch.cuda.ipc_collect()
 
 
+class NansException(Exception):
+    """devices.py: raised by :func:`test_for_nans`."""
+
+
+def test_for_nans(x, where: str) -> None:
+    """As the real one (A1111 and Forge ``modules/devices.py``): unless ``--disable-nan-check``, a tensor that is all
+    NaN raises :class:`NansException` (the generation is lost)."""
+    import torch
+
+    from modules import shared
+
+    if getattr(shared.cmd_opts, "disable_nan_check", False):
+        return
+    if not torch.all(torch.isnan(x)).item():
+        return
+    raise NansException(f"A tensor with all NaNs was produced in {where.capitalize()}.")
+
+
 def autocast(disable: bool = False):
     return contextlib.nullcontext()
 

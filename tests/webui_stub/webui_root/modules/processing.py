@@ -616,6 +616,7 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if getattr(samples_ddim, "already_decoded", False):
                 x_samples_ddim = samples_ddim
             else:
+                devices.test_for_nans(samples_ddim, "unet")  # real: processing.py, right after post_sample
                 x_samples_ddim = list(decode_first_stage(p.sd_model, samples_ddim))
 
             x_samples_ddim = torch.stack(list(x_samples_ddim)).float()
