@@ -180,6 +180,35 @@ def image() -> Image.Image:
 # the tab, built in this environment's gradio
 
 
+def _events(blocks: gr.Blocks) -> list[tuple[Any, list[Any], str | None]]:
+    """``(handler, input components, js)`` of every event of ``blocks``, in gradio 3.41 and 4.40."""
+    fns = blocks.fns.values() if isinstance(blocks.fns, dict) else blocks.fns
+    if isinstance(blocks.fns, dict):  # gradio 4: each BlockFunction knows its inputs and js
+        return [(f.fn, list(f.inputs), f.js) for f in fns]
+    by_id = blocks.blocks  # gradio 3: the dependency dicts hold input ids and the js
+    return [(f.fn, [by_id[i] for i in dep["inputs"]], dep.get("js")) for f, dep in zip(fns, blocks.dependencies)]
+
+
+def test_no_event_takes_select_data_or_sends_a_state_through_javascript(tmp_path: Path) -> None:
+    """What breaks under Forge's gradio 4.40 (its documented behaviour, see docs/webui-contract.md): a handler that
+    declares ``gr.SelectData`` is refused before it runs for a gallery of saved outputs served from ``outputs/``,
+    and an event with a ``js`` function and a ``gr.State`` input gets every later argument shifted by one."""
+    import inspect
+
+    from extension.ui import tab
+
+    built = tab.build(FakeHost(tmp_path))
+    events = _events(built.blocks)
+    assert events
+    for fn, inputs, js in events:
+        if fn is not None:
+            for parameter in inspect.signature(fn).parameters.values():
+                assert not (isinstance(parameter.annotation, type) and issubclass(parameter.annotation, gr.EventData))
+                assert "SelectData" not in str(parameter.annotation), fn
+        if js:
+            assert not any(isinstance(component, gr.State) for component in inputs), (fn, js)
+
+
 def test_tab_controls_come_from_the_parameter_table(tmp_path: Path) -> None:
     from extension.ui import tab
 

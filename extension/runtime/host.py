@@ -171,7 +171,6 @@ class Host(ABC):
     tabname = "reimagine"
     tooltips = False  # whether components accept the WebUI's ``tooltip=`` keyword
     submit_js: str | None = None  # JavaScript run on Generate before the handler (the WebUI's task id + progress)
-    refine_js: str | None = None  # the same for "Refine with SDXL"
     interrupt_js: str | None = None  # JavaScript run on Interrupt (the WebUI's "Interrupting..." placeholder)
     show_progress: bool | str = False  # gradio's own progress display on the outputs
     refine_area = 1024 * 1024  # "Refine with SDXL" resizes the selected output to this many pixels (SDXL's size)

@@ -132,7 +132,6 @@ class WebUIHost(Host):
     """The Reimagine tab inside AUTOMATIC1111 / Forge."""
 
     submit_js = "submit_reimagine"
-    refine_js = "submit_reimagine_refine"
     interrupt_js = "reimagine_interrupting"
     show_progress = False
 
