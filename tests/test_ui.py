@@ -445,6 +445,20 @@ def test_model_scan_finds_every_form(tiny: Any, tmp_path: Path) -> None:
     assert all(choice.location.is_absolute() for choice in found)
 
 
+def test_a_linked_model_is_named_after_the_link(tiny: Any, tmp_path: Path) -> None:
+    """The infotext names the model the user picked in the dropdown (the link), not the link's target."""
+    from extension.loading import resolve_source
+
+    store, root = tmp_path / "store", tmp_path / "models"
+    store.mkdir()
+    root.mkdir()
+    shutil.copy(tiny.sdxl_refiner.safetensors, store / "sdxl-refiner.safetensors")
+    (root / "my-refiner.safetensors").symlink_to(store / "sdxl-refiner.safetensors")
+    (choice,) = models.scan([root], config_root=tiny.config_root)
+    assert choice.name == "my-refiner.safetensors"
+    assert resolve_source(choice.location).name == "my-refiner"  # what the loader writes as the infotext's name
+
+
 def test_model_scan_reads_safetensors_headers_only(tiny: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import extension.loading as loading
 

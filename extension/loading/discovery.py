@@ -161,7 +161,8 @@ def scan(
             number += 1
             name = f"{location.name} ({number})"
         names.add(name)
-        found.append(ModelChoice(name=name, kind=kind, path=relative, location=resolved))
+        # the path as the user put it (a symlink stays itself: its name is what the infotext shows)
+        found.append(ModelChoice(name=name, kind=kind, path=relative, location=location.absolute()))
 
     for path in extra:
         path = Path(path)
