@@ -121,5 +121,5 @@ def test_restricted_unpickler_refuses_everything_else(tmp_path) -> None:
     import pickle
 
     data = pickle.dumps(types.SimpleNamespace)
-    with pytest.raises(pickle.UnpicklingError, match="types.SimpleNamespace"):
+    with pytest.raises(pickle.UnpicklingError, match=r"types\.SimpleNamespace"):
         allowlist.RestrictedUnpickler(io.BytesIO(data)).load()
