@@ -79,8 +79,10 @@ def make_scheduler(model_config: dict[str, Any], sampler: str, schedule: str = "
 
     scheduler_class = getattr(diffusers, spec.scheduler_class)
     accepted = inspect.signature(scheduler_class.__init__).parameters
-    # The model's whole config (what diffusers' ``from_config(pipe.scheduler.config)`` does), less the sampler's keys.
-    config = {key: value for key, value in model_config.items() if key in accepted and key not in _SAMPLER_KEYS}
+    # The model's whole config, less the sampler's keys, as diffusers' ``from_config(pipe.scheduler.config)`` does it:
+    # values the model's file did not set (``_use_default_values``) are the old class's defaults, not the model's.
+    skipped = set(_SAMPLER_KEYS) | set(model_config.get("_use_default_values", ()))
+    config = {key: value for key, value in model_config.items() if key in accepted and key not in skipped}
     config.update(spec.config)
     config.update(SCHEDULES[resolved])
     return scheduler_class.from_config(config)
