@@ -30,10 +30,41 @@ function submit_reimagine() {
     return res;
 }
 
-// "Refine with SDXL" runs in the same output panel, with the same progress bar.
-function submit_reimagine_refine() {
-    return submit_reimagine.apply(null, arguments);
+// The index of the selected output in the Reimagine gallery (0 when none is selected), read from the page as the
+// WebUI's selected_gallery_index() does: gradio marks the selected thumbnail with the class "selected" (3.41 and
+// 4.40); the preview strip (.thumbnail-small) is what the user clicks in preview mode, else the grid.
+function reimagine_selected_index() {
+    var gallery = reimagineById("reimagine_gallery");
+    if (!gallery) return 0;
+    var strip = Array.from(gallery.querySelectorAll(".thumbnail-item.thumbnail-small"));
+    var items = strip.length ? strip : Array.from(gallery.querySelectorAll(".thumbnail-item"));
+    var index = items.findIndex(function(el) {
+        return el.classList.contains("selected");
+    });
+    return index < 0 ? 0 : index;
 }
+
+// "Refine with SDXL" runs in the same output panel, with the same progress bar; it is called with exactly its inputs
+// [task_id, gallery, selected index, ...] (gradio 4 would append the outputs) and returns one value per input.
+function submit_reimagine_refine() {
+    var res = submit_reimagine.apply(null, arguments);
+    res[2] = reimagine_selected_index();
+    return res;
+}
+
+// A click on a thumbnail (or the arrow keys in preview) shows that output's infotext, as txt2img does: the hidden
+// button runs the handler with the selected index.
+function reimagine_show_selected_soon(event) {
+    var path = event.composedPath ? event.composedPath() : [];
+    if (!path.some(function(el) { return el && el.id === "reimagine_gallery"; })) return;
+    if (event.type === "keydown" && event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+    setTimeout(function() {
+        var button = reimagineById("reimagine_generation_info_button");
+        if (button) button.click();
+    }, 0);
+}
+document.addEventListener("click", reimagine_show_selected_soon, true);
+document.addEventListener("keydown", reimagine_show_selected_soon, true);
 
 function reimagine_interrupting() {
     if (typeof showSubmitInterruptingPlaceholder === "function") showSubmitInterruptingPlaceholder("reimagine");

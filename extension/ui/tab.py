@@ -1,4 +1,4 @@
-"""The Reimagine tab, built from the parameter table, for any :class:`~extension.ui.host.Host`.
+"""The Reimagine tab, built from the parameter table, for any :class:`~extension.runtime.host.Host`.
 
 Every control of a generation parameter takes its label, range, step, default, choices and infotext key from
 :data:`extension.params.REIMAGINE`; the paste-back fields (PNG Info → Send to Reimagine) are derived from the same
@@ -13,10 +13,12 @@ from typing import Any
 
 import gradio as gr
 
-from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, Param
-from . import compat, jobs
-from .host import Host, OutputPanel
-from .models import REFINER_KINDS, UNCLIP_KINDS, closest
+from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS, closest
+from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE
+from ..runtime import jobs
+from ..runtime.host import Host, OutputPanel
+from . import compat
+from .widgets import dropdown, radio, slider
 
 TAB = "reimagine"
 REFRESH = "\U0001f504"  # 🔄
@@ -82,29 +84,6 @@ def tool_button(host: Host, symbol: str, elem_id: str, tooltip: str) -> gr.Butto
     return host.tool_button(symbol, elem_id, tooltip)
 
 
-def slider(param: Param, elem_id: str, value: Any = None, **kwargs: Any) -> gr.Slider:
-    """A slider entirely from the parameter table."""
-    return gr.Slider(
-        minimum=param.minimum,
-        maximum=param.maximum,
-        step=param.step,
-        value=param.default if value is None else value,
-        label=param.label,
-        elem_id=elem_id,
-        **kwargs,
-    )
-
-
-def dropdown(param: Param, elem_id: str, **kwargs: Any) -> gr.Dropdown:
-    """A dropdown entirely from the parameter table."""
-    return gr.Dropdown(list(param.choices or ()), value=param.default, label=param.label, elem_id=elem_id, **kwargs)
-
-
-def radio(param: Param, elem_id: str, **kwargs: Any) -> gr.Radio:
-    """A radio group entirely from the parameter table."""
-    return gr.Radio(list(param.choices or ()), value=param.default, label=param.label, elem_id=elem_id, **kwargs)
-
-
 def refresh_models(host: Host, kinds: tuple[str, ...]) -> Callable[[str | None], Any]:
     """Handler of a 🔄 button next to a model dropdown: rescan, keep the selection when it still exists."""
 
@@ -134,7 +113,12 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
 
     with gr.Blocks(analytics_enabled=False) as blocks:
         c["task_id"] = gr.Textbox(visible=False, elem_id=f"{TAB}_task_id")
-        c["selected"] = gr.State(0)
+        # The selected output's index, read in the browser at click time (reimagine_selected_index() in
+        # javascript/reimagine.js) as the WebUI's own galleries do: no gr.SelectData (gradio 4.40 refuses the event
+        # for files outside its cache, and Forge serves saved outputs from outputs/) and no gr.State in events that
+        # run JavaScript (gradio 4.40 shifts every later argument by one around a State input).
+        c["selected"] = gr.Number(value=0, precision=0, visible=False, elem_id=f"{TAB}_selected_index")
+        c["show_selected"] = gr.Button(elem_id=f"{TAB}_generation_info_button", elem_classes=["reimagine-hidden"])
 
         with gr.Row(elem_id=f"{TAB}_toprow", elem_classes=["reimagine-toprow"]):
             with gr.Column(scale=6, elem_id=f"{TAB}_prompt_container"):
@@ -266,6 +250,11 @@ def _outputs(panel: OutputPanel) -> list[Any]:
     return [panel.gallery, panel.generation_info, panel.infotext, panel.html_log]
 
 
+SELECTED_JS = "({before}, index{after}) => [{before}, reimagine_selected_index(){after}]"
+"""JavaScript of an event whose inputs are ``[<before>, selected index, <after>]``: the index as the gallery shows
+it now; exactly one value per input."""
+
+
 def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine | None) -> None:
     """Connect the tab's events."""
     inputs = [c[name] for name in jobs.input_names()]
@@ -280,7 +269,6 @@ def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine
         show_progress=host.show_progress,
         **compat.js(host.submit_js),
     )
-    c["generate"].click(fn=lambda: 0, inputs=[], outputs=[c["selected"]], show_progress=False, queue=False)
     c["interrupt"].click(
         fn=host.interrupt, inputs=[], outputs=[], **compat.js(host.interrupt_js), **compat.queue_kwargs()
     )
@@ -298,7 +286,11 @@ def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine
         return current if seed is None else seed
 
     c["reuse_seed"].click(
-        fn=reuse_seed, inputs=[panel.generation_info, c["selected"], c["seed"]], outputs=[c["seed"]], queue=False
+        fn=reuse_seed,
+        inputs=[panel.generation_info, c["selected"], c["seed"]],
+        outputs=[c["seed"]],
+        queue=False,
+        **compat.js(SELECTED_JS.format(before="info", after=", seed")),
     )
 
     def match(image: Any, width: Any, height: Any) -> tuple[Any, Any]:
@@ -316,13 +308,18 @@ def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine
         queue=False,
     )
 
-    def select(info: str, evt: gr.SelectData) -> tuple[int, str]:
-        index = int(evt.index if not isinstance(evt.index, (list, tuple)) else evt.index[0])
-        text = jobs.selected_infotext(info, index)
-        return index, jobs.plaintext_to_html(text) if text else compat.update()
+    def show_selected(info: str, index: Any) -> Any:
+        text = jobs.selected_infotext(info, int(index or 0))
+        return jobs.plaintext_to_html(text) if text else compat.update()
 
-    panel.gallery.select(
-        fn=select, inputs=[panel.generation_info], outputs=[c["selected"], panel.infotext], queue=False
+    # clicked by reimagine.js when a thumbnail of the gallery is clicked (as txt2img's generation info button)
+    c["show_selected"].click(
+        fn=show_selected,
+        inputs=[panel.generation_info, c["selected"]],
+        outputs=[panel.infotext],
+        show_progress=False,
+        queue=False,
+        **compat.js(SELECTED_JS.format(before="info", after="")),
     )
 
     def vary_again(gallery: Any, index: Any) -> list[Any]:
@@ -334,26 +331,31 @@ def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine
 
     slots = [c[f"{kind}_{i}"] for i in range(1, jobs.MAX_INPUTS + 1) for kind in ("image", "weight")]
     c["vary_again"].click(
-        fn=vary_again, inputs=[panel.gallery, c["selected"]], outputs=[c["mode"], *slots], show_progress=False
+        fn=vary_again,
+        inputs=[panel.gallery, c["selected"]],
+        outputs=[c["mode"], *slots],
+        show_progress=False,
+        **compat.js(SELECTED_JS.format(before="gallery", after="")),
     ).then(fn=None, inputs=None, outputs=None, **compat.js("() => { reimagine_click_generate(); return []; }"))
 
     def refine(task_id: str, gallery: Any, index: Any, info: str, model: Any, strength: Any, steps: Any) -> tuple:
         return jobs.refine_selected(host, gallery, index, info, model, strength, steps, engine)
 
+    refine_inputs = [
+        c["task_id"],
+        panel.gallery,
+        c["selected"],
+        panel.generation_info,
+        c["refiner_model"],
+        c["refiner_strength"],
+        c["refiner_steps"],
+    ]
     c["refine"].click(
-        fn=host.run(refine, 7),
-        inputs=[
-            c["task_id"],
-            panel.gallery,
-            c["selected"],
-            panel.generation_info,
-            c["refiner_model"],
-            c["refiner_strength"],
-            c["refiner_steps"],
-        ],
+        fn=host.run(refine, len(refine_inputs)),
+        inputs=refine_inputs,
         outputs=_outputs(panel),
         show_progress=host.show_progress,
-        **compat.js(host.refine_js),
+        **compat.js(f"(...args) => submit_reimagine_refine(...args.slice(0, {len(refine_inputs)}))"),
     )
 
 

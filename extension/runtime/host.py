@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .models import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
+from ..loading.discovery import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,6 @@ class Host(ABC):
     tabname = "reimagine"
     tooltips = False  # whether components accept the WebUI's ``tooltip=`` keyword
     submit_js: str | None = None  # JavaScript run on Generate before the handler (the WebUI's task id + progress)
-    refine_js: str | None = None  # the same for "Refine with SDXL"
     interrupt_js: str | None = None  # JavaScript run on Interrupt (the WebUI's "Interrupting..." placeholder)
     show_progress: bool | str = False  # gradio's own progress display on the outputs
     refine_area = 1024 * 1024  # "Refine with SDXL" resizes the selected output to this many pixels (SDXL's size)
@@ -230,10 +229,6 @@ class Host(ABC):
                     self.model_folders(), kinds=OFFERED_KINDS, config_root=self.config_root, extra=self.extra_models()
                 )
             return [choice for choice in self._models if choice.kind in kinds]
-
-    def all_models(self) -> list[ModelChoice]:
-        """Every model offered anywhere (unCLIP and SDXL refiner): the API's ``GET /models``."""
-        return self.models(OFFERED_KINDS)
 
     def find(self, name: str | None, kinds: Sequence[str] = UNCLIP_KINDS) -> ModelChoice:
         """The model called ``name`` (a name from :meth:`models`, never a path); ModelLoadError otherwise."""
@@ -325,7 +320,7 @@ class Host(ABC):
     def _to_device(self, pipe: Any) -> None:
         device = self.device()
         if device is None:
-            from ..precision import pick
+            from ..engine.precision import pick
 
             device = pick().device
         import torch
@@ -338,7 +333,7 @@ class Host(ABC):
 
         if getattr(pipe, "device", None) is not None and torch.device(pipe.device).type != "cpu":
             pipe.to("cpu")
-            from ..loading._common import free_memory
+            from ..loading import free_memory
 
             free_memory()
 
@@ -374,12 +369,15 @@ class Host(ABC):
         """The Skip button."""
         self.control().skip()
 
-    # -- outputs ---------------------------------------------------------------------------------------------------
-    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
-        """A small emoji button (the WebUI's ToolButton look: class ``tool``)."""
-        import gradio as gr
+    def release(self) -> None:
+        """Drop every loaded pipeline and free its memory (Reload UI); the next job loads its model again."""
+        if self._cache is not None:
+            self._cache.clear()
 
-        return gr.Button(symbol, elem_id=elem_id, elem_classes=["tool"])
+    # -- outputs ---------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
+        """A small emoji button (the WebUI's ToolButton look: class ``tool``) in the current gradio context."""
 
     @abstractmethod
     def output_panel(self, tabname: str = "reimagine") -> OutputPanel:
@@ -390,7 +388,7 @@ class Host(ABC):
     def save(self, images: list[Any], infotexts: list[str], info: Any) -> list[Any]:
         """Save finished images (infotext in PNG ``parameters``) as the user's settings say; returns gallery items.
 
-        ``info`` is the run's :class:`extension.ui.jobs.GenerationInfo` (a ``p``-like object)."""
+        ``info`` is the run's :class:`extension.runtime.jobs.GenerationInfo` (a ``p``-like object)."""
 
     @abstractmethod
     def gallery_image(self, value: Any, index: int) -> Any:
