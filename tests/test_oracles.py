@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from extension.reimagine import (
+from extension.engine.samplers import SAMPLERS, SCHEDULES, resolved_schedule
+from extension.engine.unclip import (
     VariationRequest,
     augment_embedding,
     augmentation_noise,
@@ -19,7 +20,6 @@ from extension.reimagine import (
     generate,
     slerp,
 )
-from extension.samplers import SAMPLERS, SCHEDULES, resolved_schedule
 
 SAMPLER_NAMES = list(SAMPLERS)
 # k-diffusion (the WebUI's samplers) evaluates the model twice per step for these, except on the last step to σ = 0.

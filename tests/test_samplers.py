@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from extension.samplers import SAMPLERS, make_scheduler
+from extension.engine.samplers import SAMPLERS, make_scheduler
 
 CONFIGS = Path(__file__).resolve().parents[1] / "extension" / "configs"
 MODELS = ("unclip-h", "unclip-l", "sdxl-base", "sdxl-refiner")
