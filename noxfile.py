@@ -1,10 +1,11 @@
-"""Test matrix: the two WebUI environments our users run (see README "Testing").
+"""Test matrix: the Python/torch/package stacks our users run (see README "Testing").
 
-``nox`` (no arguments) builds both environments from nothing and runs lint + the whole suite in each:
+``nox`` (no arguments) builds every environment from nothing and runs lint + the whole suite in each:
 
-* ``lint``  - ruff check + ruff format --check
-* ``a1111`` - the suite under AUTOMATIC1111 1.10.1's packages (gradio 3.41, transformers 4.30)
-* ``forge`` - the suite under Forge 2.x's packages (gradio 4.40, transformers 4.46, pydantic 2)
+* ``lint``   - ruff check + ruff format --check
+* ``a1111``  - AUTOMATIC1111 1.10.1: Python 3.10, torch 2.1.2, its pins (gradio 3.41, transformers 4.30)
+* ``forge``  - Forge 2.x: Python 3.10, torch 2.3.1, its pins (gradio 4.40, transformers 4.46, pydantic 2)
+* ``latest`` - standalone users: Python 3.11, torch 2.14.1, the newest diffusers/transformers that work
 
 ``nox -s forge -- tests/test_install.py -q`` runs one environment with pytest arguments. Tests run offline
 (``HF_HUB_OFFLINE=1``, an empty ``HF_HOME``; tests/conftest.py also blocks every non-loopback socket).
@@ -13,16 +14,41 @@ Browser tests use Debian's chromium, installed with apt-get when missing and run
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "a1111", "forge"]
+
+def _put_pyenv_versions_on_path() -> None:
+    """Prepend pyenv's installed interpreters (``$(pyenv root)/versions/X.Y.Z/bin``) to PATH.
+
+    pyenv's ``python3.10`` shim fails unless that version is selected (``pyenv global``), and nox would pick the
+    shim; the versions' own bin folders hold working ``python3.10`` / ``python3.11``. Newest patch release first.
+    """
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found = sorted(glob.glob(os.path.join(root, "versions", "3.*", "bin")), key=_version_key, reverse=True)
+    if found:
+        os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+def _version_key(bin_dir: str) -> tuple[int, ...]:
+    name = os.path.basename(os.path.dirname(bin_dir))
+    return tuple(int(part) if part.isdigit() else -1 for part in name.split("."))
+
+
+_put_pyenv_versions_on_path()
+
+nox.options.sessions = ["lint", "a1111", "forge", "latest"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+# The torch each WebUI installs (A1111 1.10.1: modules/launch_utils.py; Forge 2.x: the same file in Forge). The
+# registry's builds are CUDA builds; they run on the CPU here.
+A1111_TORCH = ["torch==2.1.2", "torchvision==0.16.2"]
+FORGE_TORCH = ["torch==2.3.1", "torchvision==0.18.1"]
+LATEST_TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 TEST_TOOLS = ["pytest==8.3.3", "pytest-timeout==2.3.1", "playwright==1.48.0"]
 
 # Both WebUIs pin torchsde==0.2.6 (the DPM++ SDE samplers); scipy is its dependency.
@@ -59,6 +85,18 @@ FORGE = [
     "safetensors==0.4.2",
 ]
 
+# Standalone users (`python -m extension`, the gradio app): the newest diffusers/transformers that work with our code.
+LATEST = [
+    "transformers==5.25.0",
+    "diffusers==0.42.1",
+    "accelerate",
+    "safetensors",
+    "open-clip-torch",
+    "gradio==4.40.0",
+    "fastapi==0.104.1",
+    "httpx==0.24.1",
+]
+
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
 
 
@@ -77,8 +115,8 @@ def _chromium(session: nox.Session) -> str | None:
     return None
 
 
-def _tests(session: nox.Session, pins: list[str]) -> None:
-    session.install(*TORCH, *pins, *WEBUI_COMMON, *TEST_TOOLS)
+def _tests(session: nox.Session, torch: list[str], pins: list[str]) -> None:
+    session.install(*torch, *pins, *WEBUI_COMMON, *TEST_TOOLS)
     env = {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -92,16 +130,22 @@ def _tests(session: nox.Session, pins: list[str]) -> None:
     session.run("python", "-m", "pytest", *args, env=env, success_codes=[0, 5])
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.10")
 def a1111(session: nox.Session) -> None:
-    """The suite under AUTOMATIC1111 1.10.1's packages (gradio 3, transformers 4.30)."""
-    _tests(session, A1111)
+    """The suite on AUTOMATIC1111 1.10.1's stack (Python 3.10, torch 2.1.2, gradio 3, transformers 4.30)."""
+    _tests(session, A1111_TORCH, A1111)
+
+
+@nox.session(python="3.10")
+def forge(session: nox.Session) -> None:
+    """The suite on Forge 2.x's stack (Python 3.10, torch 2.3.1, gradio 4, transformers 4.46, pydantic 2)."""
+    _tests(session, FORGE_TORCH, FORGE)
 
 
 @nox.session(python="3.11")
-def forge(session: nox.Session) -> None:
-    """The suite under Forge 2.x's packages (gradio 4, transformers 4.46, pydantic 2)."""
-    _tests(session, FORGE)
+def latest(session: nox.Session) -> None:
+    """The suite on the newest stack standalone users get (Python 3.11, torch 2.14.1, newest diffusers/transformers)."""
+    _tests(session, LATEST_TORCH, LATEST)
 
 
 @nox.session(python="3.11")

@@ -48,17 +48,16 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
 SCHEDULE_NAMES: tuple[str, ...] = tuple(SCHEDULES)
 
-# Config keys of a model's own scheduler that describe the *model* (not the sampler) and carry over.
-_MODEL_KEYS = (
-    "num_train_timesteps",
-    "beta_start",
-    "beta_end",
-    "beta_schedule",
-    "trained_betas",
-    "prediction_type",
-    "timestep_spacing",
-    "steps_offset",
-    "rescale_betas_zero_snr",
+# Config keys that the sampler/schedule choice owns: a model's config says nothing about them (SDXL's config carries
+# ``use_karras_sigmas: false`` only because its default scheduler is Euler). Everything else in the model's config
+# (prediction type, betas, timestep spacing, steps offset, clip_sample, set_alpha_to_one, ...) describes the model.
+_SAMPLER_KEYS = (
+    "use_karras_sigmas",
+    "use_exponential_sigmas",
+    "use_beta_sigmas",
+    "algorithm_type",
+    "solver_order",
+    "solver_type",
 )
 
 
@@ -80,7 +79,10 @@ def make_scheduler(model_config: dict[str, Any], sampler: str, schedule: str = "
 
     scheduler_class = getattr(diffusers, spec.scheduler_class)
     accepted = inspect.signature(scheduler_class.__init__).parameters
-    config = {key: model_config[key] for key in _MODEL_KEYS if key in model_config and key in accepted}
+    # The model's whole config, less the sampler's keys, as diffusers' ``from_config(pipe.scheduler.config)`` does it:
+    # values the model's file did not set (``_use_default_values``) are the old class's defaults, not the model's.
+    skipped = set(_SAMPLER_KEYS) | set(model_config.get("_use_default_values", ()))
+    config = {key: value for key, value in model_config.items() if key in accepted and key not in skipped}
     config.update(spec.config)
     config.update(SCHEDULES[resolved])
     return scheduler_class.from_config(config)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
+from .allowlist import load_training_checkpoint
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".th")
@@ -57,7 +58,8 @@ def _safetensors_error(path: Path, err: Exception) -> ModelLoadError:
     )
 
 
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+# torch >= 2.4 says "Unsupported global: GLOBAL a.b", torch 2.1-2.3 "Unsupported class a.b"
+_GLOBAL_RE = re.compile(r"(?:GLOBAL|Unsupported class) ([\w.]+)")
 
 
 def load_weights_only(path: str | os.PathLike[str], *, what: str = "checkpoint") -> object:
@@ -77,13 +79,22 @@ def load_weights_only(path: str | os.PathLike[str], *, what: str = "checkpoint")
         raise ModelLoadError(f"{name} is not a {what}: it is neither a PyTorch file nor a .safetensors file ({path})")
     load = torch.serialization.load  # NOT torch.load: the WebUI monkeypatches that one (see module docstring)
     try:
-        obj = load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
+        try:
+            obj = load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
+        except Exception as e:
+            if not _is_refusal(e):
+                raise
+            try:  # a training checkpoint (Lightning callback state, numpy scalars): allowed by name only
+                obj = load_training_checkpoint(str(path), mmap=is_zip)
+            except Exception:
+                raise e from None
     except Exception as e:
         msg = str(e)
-        if "Weights only load failed" in msg or isinstance(e, _unpickling_errors()):
+        if _is_refusal(e):
             m = _GLOBAL_RE.search(msg)
-            if m or "Unsupported global" in msg:
-                detail = f" (it asks for {m.group(1)})" if m else ""
+            if m or "Unsupported global" in msg or "Unsupported class" in msg:
+                asked = m.group(1).removeprefix("builtins.").removeprefix("__builtin__.") if m else ""
+                detail = f" (it asks for {asked})" if m else ""
                 raise ModelLoadError(
                     f"{name} is unsafe: it is not a plain checkpoint — its pickle wants to import and call "
                     f"code{detail}. It was refused without running anything. Use a .safetensors version of this "
@@ -102,6 +113,11 @@ def load_weights_only(path: str | os.PathLike[str], *, what: str = "checkpoint")
             f"unpickler rejects the file). Use a .safetensors version of this model. ({path})"
         )
     return obj
+
+
+def _is_refusal(e: Exception) -> bool:
+    """Whether the weights-only unpickler refused the file (as opposed to a truncated or foreign file)."""
+    return "Weights only load failed" in str(e) or isinstance(e, _unpickling_errors())
 
 
 def _unpickling_errors() -> tuple[type[BaseException], ...]:
