@@ -5,7 +5,7 @@
 * ``lint``   - ruff check + ruff format --check
 * ``a1111``  - AUTOMATIC1111 1.10.1: Python 3.10, torch 2.1.2, its pins (gradio 3.41, transformers 4.30)
 * ``forge``  - Forge 2.x: Python 3.10, torch 2.3.1, its pins (gradio 4.40, transformers 4.46, pydantic 2)
-* ``latest`` - standalone users: Python 3.11, torch 2.14.1, the newest diffusers/transformers that work
+* ``latest`` - standalone users: Python 3.11, torch 2.14.1 (with Forge's diffusers/transformers pair)
 
 ``nox -s forge -- tests/test_install.py -q`` runs one environment with pytest arguments. Tests run offline
 (``HF_HUB_OFFLINE=1``, an empty ``HF_HOME``; tests/conftest.py also blocks every non-loopback socket).
@@ -85,14 +85,19 @@ FORGE = [
     "safetensors==0.4.2",
 ]
 
-# Standalone users (`python -m extension`, the gradio app): the newest diffusers/transformers that work with our code.
+# Standalone users (`python -m extension`, the gradio app): the newest torch on Python 3.11 with the diffusers /
+# transformers pair this suite is known to pass with (Forge's). transformers 5.x / diffusers 0.42 are not validated yet.
 LATEST = [
-    "transformers==5.25.0",
-    "diffusers==0.42.1",
-    "accelerate",
-    "safetensors",
-    "open-clip-torch",
+    "transformers==4.46.1",
+    "diffusers==0.31.0",
+    "huggingface-hub==0.26.2",
+    "accelerate==0.31.0",
+    "safetensors==0.4.2",
+    "open-clip-torch==2.20.0",
+    "numpy==1.26.2",
+    "Pillow==9.5.0",
     "gradio==4.40.0",
+    "pydantic==2.8.2",
     "fastapi==0.104.1",
     "httpx==0.24.1",
 ]
