@@ -121,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the Reimagine and Refine tabs as a local web app (127.0.0.1)")
     serve.add_argument("--port", type=int, default=7861)
     serve.add_argument("--models-dir", type=Path, default=None, help="folder with unCLIP / SDXL refiner models")
+    serve.add_argument(
+        "--listen",
+        default=None,
+        metavar="ADDRESS",
+        help="bind this address instead of 127.0.0.1 (e.g. 0.0.0.0); requests must still name an allowed host",
+    )
+    serve.add_argument(
+        "--allowed-hosts",
+        default="",
+        metavar="NAMES",
+        help="comma-separated host names/addresses the browser may use besides 127.0.0.1, localhost, [::1] and --listen",
+    )
     serve.set_defaults(run=run_serve)
 
     _add_refine_parser(commands)
@@ -333,7 +345,8 @@ def run_serve(args: argparse.Namespace) -> int:
     """``serve``: the standalone gradio app."""
     from .app import serve
 
-    return serve(port=args.port, models_dir=args.models_dir)
+    hosts = [name.strip() for name in args.allowed_hosts.split(",") if name.strip()]
+    return serve(port=args.port, models_dir=args.models_dir, listen=args.listen, allowed_hosts=hosts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
