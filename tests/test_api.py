@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from extension import api, infotext
+from extension import api, infotext, rest
 from extension.api import ModelEntry
 
 
@@ -156,7 +156,7 @@ def test_unknown_field_and_wrong_type_are_4xx(client):
 
 
 def test_oversized_image_is_refused_with_the_limit(client, monkeypatch):
-    monkeypatch.setattr(api, "MAX_IMAGE_PIXELS", 32 * 32)
+    monkeypatch.setattr(rest, "MAX_IMAGE_PIXELS", 32 * 32)
     answer = client.post("/reimagine/v1/variations", json=_body())
     assert answer.status_code == 413
     assert "48x40" in answer.json()["detail"] and "1,024 pixels" in answer.json()["detail"]
