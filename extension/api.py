@@ -261,7 +261,7 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
         decoded = replace(request, images=rest.decode_images(probes))
         return _generate_skippable(backend.load(model), decoded, progress, stop.wrap(should_stop), stop)
 
-    result = backend.run_job("Reimagine variations", job)
+    result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine variations", job))
     return _response(result, {**settings, "weights": request.weights, "model": model.name})
 
 
@@ -305,7 +305,7 @@ def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | N
         request = InterpolationRequest(image_a, image_b, frames, VariationRequest(images=[], **settings))
         return interpolate(backend.load(model), request, progress=progress, should_stop=stop.wrap(should_stop))
 
-    result = backend.run_job("Reimagine interpolation", job)
+    result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine interpolation", job))
     return _response(result, {**settings, "frames": frames, "model": model.name})
 
 
@@ -330,5 +330,5 @@ def _run_refine(backend: Backend, values: dict[str, Any], stop: JobStop | None =
         decoded = replace(request, images=rest.decode_images(probes))
         return refine(backend.load(model), decoded, progress=progress, should_stop=stop.wrap(should_stop))
 
-    result = backend.run_job("Refiner post-pass", job)
+    result = rest.on_job_thread(stop, lambda: backend.run_job("Refiner post-pass", job))
     return _response(result, {**settings, "seed": seed, "model": model.name})

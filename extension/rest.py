@@ -6,6 +6,7 @@ Used by :mod:`extension.api`; nothing here knows the WebUI.
 
 # No ``from __future__ import annotations``: pydantic reads the annotations built here at runtime.
 import asyncio
+import concurrent.futures
 import io
 import threading
 from collections.abc import Callable, Sequence
@@ -20,6 +21,10 @@ MAX_REQUEST_PIXELS = 4 * 4096 * 4096  # all uploads of one request together (dec
 MAX_WORK = 2**34  # output pixels × sampling steps per request (e.g. 64 images of 1024² at 256 steps)
 DECODE_SLOTS = threading.BoundedSemaphore(1)  # requests decoding their uploads at once (the jobs run one at a time)
 DISCONNECT_POLL_S = 0.25
+# Every REST job (decode + generation) runs on this one thread. They are serialised by the host's job lock anyway;
+# on one thread the big transient buffers of decoding come from one malloc arena and are reused, where jobs spread over
+# the server's worker threads left each thread's arena at its peak (measured: bench/bench_api_memory.py).
+JOB_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reimagine-rest-job")
 
 
 class ApiError(Exception):
@@ -233,6 +238,17 @@ class JobStop:
             control.clear_skip()
             return True
         return False
+
+
+def on_job_thread(stop: "JobStop", run: Callable[[], Any]) -> Any:
+    """``run()`` on :data:`JOB_THREAD`, waited for; skipped when the client left while it was queued."""
+
+    def guarded() -> Any:
+        if stop.cancelled.is_set():
+            raise ApiError(400, "the client disconnected before the job started")
+        return run()
+
+    return JOB_THREAD.submit(guarded).result()
 
 
 async def run_watched(request: Any, work: Callable[[JobStop], Any], control: Any = None) -> Any:
