@@ -4,7 +4,8 @@
 
 * ``lint``  - ruff check + ruff format --check
 * ``a1111`` - the suite under AUTOMATIC1111 1.10.1's packages (gradio 3.41, transformers 4.30)
-* ``forge`` - the suite under Forge 2.x's packages (gradio 4.40, transformers 4.46, pydantic 2)
+* ``forge`` - the suite under Forge 2.x's packages (gradio 4.40, transformers 4.46, pydantic 2), plus the schema
+  fuzzer (schemathesis) against the standalone app's REST API
 
 ``nox -s forge -- tests/test_install.py -q`` runs one environment with pytest arguments. Tests run offline
 (``HF_HUB_OFFLINE=1``, an empty ``HF_HOME``; tests/conftest.py also blocks every non-loopback socket).
@@ -59,6 +60,10 @@ FORGE = [
     "safetensors==0.4.2",
 ]
 
+# The schema fuzzer (tests/test_fuzz.py), in the forge session only: schemathesis 4 needs pydantic-2-era packages.
+# hypothesis is pinned: newer ones changed an internal that hypothesis-jsonschema 0.23.1 (schemathesis' pin) uses.
+FUZZ = ["schemathesis==4.3.18", "hypothesis==6.135.33"]
+
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
 
 
@@ -101,7 +106,7 @@ def a1111(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def forge(session: nox.Session) -> None:
     """The suite under Forge 2.x's packages (gradio 4, transformers 4.46, pydantic 2)."""
-    _tests(session, FORGE)
+    _tests(session, FORGE + FUZZ)
 
 
 @nox.session(python="3.11")
