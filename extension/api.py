@@ -247,7 +247,7 @@ def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
 def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
-    from .reimagine import VariationRequest
+    from .engine.unclip import VariationRequest
 
     stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
@@ -266,8 +266,9 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
 
 
 def _generate_skippable(pipe: Any, request: Any, progress: Any, should_stop: Any, stop: JobStop) -> Any:
-    """:func:`reimagine.generate`, except that a Skip abandons one batch and goes on (the WebUI's Skip)."""
-    from .reimagine import Result, iter_batches
+    """:func:`engine.unclip.generate`, except that a Skip abandons one batch and goes on (the WebUI's Skip)."""
+    from .engine import Result
+    from .engine.unclip import iter_batches
 
     done = 0
 
@@ -290,7 +291,7 @@ def _generate_skippable(pipe: Any, request: Any, progress: Any, should_stop: Any
 
 
 def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
-    from .reimagine import InterpolationRequest, VariationRequest, interpolate
+    from .engine.unclip import InterpolationRequest, VariationRequest, interpolate
 
     stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
@@ -312,23 +313,37 @@ def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | N
 def _run_refine(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
-    from .refine import BaseSettings, RefineRequest, refine
+    from .engine import Result
+    from .engine.refiner import RefineRequest, refine
 
     stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("sdxl-refiner",))
     probes = _probes(values, (1, MAX_IMAGES))
     seed = REIMAGINE["seed"].coerce(values.pop("seed", -1))
     settings = REFINE_API.validate(values)
-    # An uploaded PNG's own infotext (a WebUI or Reimagine output) is the base the blank controls inherit from.
-    base = BaseSettings.from_infotext(probes[0].info.get("parameters"))
-    request = RefineRequest(images=probes, base=base, mode="Pixel", seed=seed, **settings).validated()
-    request.resolved()  # values inherited from the upload's infotext are checked like given ones
-    pixels = sum(probe.size[0] * probe.size[1] for probe in probes)
-    rest.check_work(1, settings["steps"], pixels, 1)
+    # Each uploaded PNG's own infotext (a WebUI or Reimagine output) is the base its blank controls inherit from;
+    # inherited values are checked like given ones (resolved) before anything runs.
+    requests = [
+        RefineRequest.from_controls(settings, probe.info.get("parameters"), seed, images=[probe], mode="Pixel")
+        for probe in probes
+    ]
+    for request in requests:
+        request.resolved()
+    rest.check_work(1, settings["steps"], sum(probe.size[0] * probe.size[1] for probe in probes), 1)
 
-    def job(progress: Any, should_stop: Any) -> Any:
-        decoded = replace(request, images=rest.decode_images(probes))
-        return refine(backend.load(model), decoded, progress=progress, should_stop=stop.wrap(should_stop))
+    def job(progress: Any, should_stop: Any) -> Result:
+        pipe, result = backend.load(model), Result()
+        for request, image in zip(requests, rest.decode_images(probes)):
+            part = refine(pipe, replace(request, images=[image]), progress=progress, should_stop=stop.wrap(should_stop))
+            result.images += part.images
+            result.infotexts += part.infotexts
+            result.seeds += part.seeds
+            if part.interrupted:
+                if stop.skip_only():  # Skip: this image is dropped, the next ones are refined
+                    continue
+                result.interrupted = True
+                break
+        return result
 
     result = rest.on_job_thread(stop, lambda: backend.run_job("Refiner post-pass", job))
     return _response(result, {**settings, "seed": seed, "model": model.name})

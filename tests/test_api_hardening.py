@@ -23,7 +23,7 @@ from PIL import Image
 
 from extension import api, infotext, rest
 from extension.api import ModelEntry
-from extension.refine import planned_steps, schedule_length
+from extension.engine.refiner import planned_steps, schedule_length
 
 
 def _png(image: Image.Image, **save: Any) -> bytes:

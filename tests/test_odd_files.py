@@ -50,7 +50,7 @@ def inflated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_model_scan_skips_a_zip_bomb_without_inflating_it(bomb: Path, inflated: list[int], caplog) -> None:
-    from extension.ui.models import file_kind
+    from extension.loading.discovery import file_kind
 
     with caplog.at_level(logging.WARNING):
         kind = file_kind(bomb)

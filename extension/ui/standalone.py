@@ -24,9 +24,9 @@ from typing import Any
 import gradio as gr
 
 from ..outputs import save_png
+from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
+from ..runtime.jobs import error_html
 from . import compat
-from .host import MEMORY_MODES, Control, Host, OutputPanel
-from .jobs import error_html
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .models import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
+from ..loading.discovery import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ class Host(ABC):
     def _to_device(self, pipe: Any) -> None:
         device = self.device()
         if device is None:
-            from ..precision import pick
+            from ..engine.precision import pick
 
             device = pick().device
         import torch
@@ -338,7 +338,7 @@ class Host(ABC):
 
         if getattr(pipe, "device", None) is not None and torch.device(pipe.device).type != "cpu":
             pipe.to("cpu")
-            from ..loading._common import free_memory
+            from ..loading import free_memory
 
             free_memory()
 
@@ -390,7 +390,7 @@ class Host(ABC):
     def save(self, images: list[Any], infotexts: list[str], info: Any) -> list[Any]:
         """Save finished images (infotext in PNG ``parameters``) as the user's settings say; returns gallery items.
 
-        ``info`` is the run's :class:`extension.ui.jobs.GenerationInfo` (a ``p``-like object)."""
+        ``info`` is the run's :class:`extension.runtime.jobs.GenerationInfo` (a ``p``-like object)."""
 
     @abstractmethod
     def gallery_image(self, value: Any, index: int) -> Any:
