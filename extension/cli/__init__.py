@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ..errors import ReimagineError
 from . import refine, vary
+from .common import InvalidValue
+from .files import write_error
 
 DESCRIPTION = """\
 Stable unCLIP 2.1 image variations and an SDXL refiner pass, without a WebUI.
@@ -67,10 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit with status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    invalid = next((value for value in vars(args).values() if isinstance(value, InvalidValue)), None)
+    if invalid is not None:
+        print(f"error: {invalid.message}", file=sys.stderr)
+        return 2
     try:
         return int(args.run(args) or 0)
     except ReimagineError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # disk full, read-only or vanished folder, name too long: one line, not a traceback
+        print(f"error: {write_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished outputs are saved; run the same command again to resume", file=sys.stderr)
