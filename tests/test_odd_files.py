@@ -93,3 +93,18 @@ def test_deeply_nested_safetensors_header_is_a_load_error(tmp_path: Path) -> Non
     fine = tmp_path / "fine.safetensors"
     fine.write_bytes(struct.pack("<Q", len(nested_dict)) + nested_dict + b"\0" * 4)
     assert safetensors_shapes(fine) == {"a": (1,)}
+
+
+def test_a_sampler_whose_package_is_missing_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """diffusers puts a stand-in class in place of DPMSolverSDEScheduler when torchsde is missing; using it raises
+    ImportError (diffusers/utils/dummy_torch_and_torchsde_objects.py)."""
+    import diffusers
+    from diffusers.utils.dummy_torch_and_torchsde_objects import DPMSolverSDEScheduler as Missing
+
+    from extension.engine.samplers import make_scheduler
+    from extension.errors import ParamError
+
+    monkeypatch.setattr(diffusers, "DPMSolverSDEScheduler", Missing)
+    monkeypatch.setattr("diffusers.utils.import_utils._torchsde_available", False)
+    with pytest.raises(ParamError, match="needs the Python package torchsde"):
+        make_scheduler({}, "DPM++ SDE", "Karras")
