@@ -11,7 +11,6 @@ import io
 import json
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import rest
@@ -27,9 +26,9 @@ NATIVE_AREA = 768 * 768  # width/height 0: the model's native area (unCLIP 2.1),
 REFINE_API = ParamTable(p for p in REFINER if p.name not in ("enabled", "mode", "keep_original", "model"))
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model the API offers: ``name`` is what requests use, ``path`` is relative to its models folder."""
+class ModelEntry(Protocol):
+    """One model the API offers (the hosts' :class:`~extension.loading.discovery.ModelChoice` has this shape):
+    ``name`` is what requests use, ``path`` is relative to its models folder."""
 
     name: str
     kind: str  # "unclip-h" | "unclip-l" | "sdxl-refiner"

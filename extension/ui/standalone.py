@@ -188,6 +188,10 @@ class StandaloneHost(Host):
             paths.append(str(save_png(image, self.outdir / name, text)))
         return paths
 
+    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
+        """A small emoji button with the WebUI's ToolButton look (class ``tool``)."""
+        return gr.Button(symbol, elem_id=elem_id, elem_classes=["tool"])
+
     def gallery_image(self, value: Any, index: int) -> Any:
         """Image ``index`` of the gallery (only files this app wrote or gradio cached are opened)."""
         from PIL import Image
