@@ -50,7 +50,7 @@ def serve(cache: Path, port: int) -> None:
 
     class Backend:
         def models(self):
-            return [api.ModelEntry("tiny", "unclip-h", "tiny.safetensors")]
+            return [type("Entry", (), {"name": "tiny", "kind": "unclip-h", "path": "tiny.safetensors"})()]
 
         def load(self, entry):
             return pipe

@@ -7,6 +7,7 @@ import io
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,7 +16,15 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from extension import api, infotext, rest
-from extension.api import ModelEntry
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model entry as the hosts offer them (extension.api.ModelEntry is the Protocol it must satisfy)."""
+
+    name: str
+    kind: str
+    path: str
 
 
 def _b64(image: Image.Image, fmt: str = "PNG") -> str:

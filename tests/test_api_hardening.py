@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,16 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from extension import api, infotext, rest
-from extension.api import ModelEntry
 from extension.engine.refiner import planned_steps, schedule_length
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model entry as the hosts offer them (extension.api.ModelEntry is the Protocol it must satisfy)."""
+
+    name: str
+    kind: str
+    path: str
 
 
 def _png(image: Image.Image, **save: Any) -> bytes:
