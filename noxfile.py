@@ -6,6 +6,7 @@
 * ``a1111``  - AUTOMATIC1111 1.10.1: Python 3.10, torch 2.1.2, its pins (gradio 3.41, transformers 4.30)
 * ``forge``  - Forge 2.x: Python 3.10, torch 2.3.1, its pins (gradio 4.40, transformers 4.46, pydantic 2)
 * ``latest`` - standalone users: Python 3.11, torch 2.14.1 (with Forge's diffusers/transformers pair)
+  plus the schema fuzzer (schemathesis) against the standalone app's REST API
 
 ``nox -s forge -- tests/test_install.py -q`` runs one environment with pytest arguments. Tests run offline
 (``HF_HUB_OFFLINE=1``, an empty ``HF_HOME``; tests/conftest.py also blocks every non-loopback socket).
@@ -102,6 +103,10 @@ LATEST = [
     "httpx==0.24.1",
 ]
 
+# The schema fuzzer (tests/test_fuzz.py), in the latest session only: schemathesis 4 needs pydantic-2-era packages.
+# hypothesis is pinned: newer ones changed an internal that hypothesis-jsonschema 0.23.1 (schemathesis' pin) uses.
+FUZZ = ["schemathesis==4.3.18", "hypothesis==6.135.33"]
+
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
 
 
@@ -149,8 +154,8 @@ def forge(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def latest(session: nox.Session) -> None:
-    """The suite on the newest stack standalone users get (Python 3.11, torch 2.14.1, newest diffusers/transformers)."""
-    _tests(session, LATEST_TORCH, LATEST)
+    """The suite on the stack standalone users get (Python 3.11, torch 2.14.1), plus the REST API schema fuzzer."""
+    _tests(session, LATEST_TORCH, LATEST + FUZZ)
 
 
 @nox.session(python="3.11")

@@ -7,18 +7,19 @@ tables as the UI and the CLI. Bad input is answered with HTTP 4xx and ``{"detail
 # No ``from __future__ import annotations`` here: FastAPI reads the request models from the route functions'
 # annotations, which must be real classes, not strings.
 import base64
-import binascii
 import io
 import json
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from . import rest
 from .errors import ModelLoadError, ReimagineError
 from .params import FRAMES, REFINER, REIMAGINE, ParamTable
+from .rest import ApiError, JobStop
 
-MAX_IMAGE_PIXELS = 4096 * 4096  # larger uploads are refused (CLIP sees 224², the output size is set separately)
 MAX_IMAGES = 16
+NATIVE_AREA = 768 * 768  # width/height 0: the model's native area (unCLIP 2.1), for the work bound
 
 # POST /reimagine/v1/refine takes the txt2img script's named args that make sense for uploaded images (it always
 # runs in pixel mode; ``enabled``/``mode``/``keep_original`` belong to the txt2img hook).
@@ -47,44 +48,14 @@ class Backend(Protocol):
         """Run ``job(progress, should_stop)`` serialised with every other generation, with progress reporting."""
 
 
-class ApiError(Exception):
-    """An error answered with ``status`` and ``{"detail": message}``."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Validation helpers (plain functions: tested without a server)
 
 
 def decode_image(data: str, index: int = 0):
-    """A PIL image from base64 (optionally a ``data:image/...;base64,`` URL); 4xx errors for anything else."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not isinstance(data, str) or not data:
-        raise ApiError(422, f"images[{index}] must be a base64-encoded image string")
-    if data.startswith("data:") and "," in data:
-        data = data.split(",", 1)[1]
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(422, f"images[{index}] is not valid base64") from None
-    try:
-        with Image.open(io.BytesIO(raw)) as probe:
-            width, height = probe.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ApiError(
-                    413,
-                    f"images[{index}] is {width}x{height}; the limit is {MAX_IMAGE_PIXELS:,} pixels "
-                    "(e.g. 4096x4096): downscale it first",
-                )
-            probe.load()
-            return probe.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise ApiError(422, f"images[{index}] is not an image PIL can read (PNG, JPEG, WebP, …)") from None
+    """A PIL image (upright, 8-bit RGB) from base64, optionally line-wrapped or a ``data:image/...;base64,`` URL;
+    4xx errors for anything else."""
+    return rest.decode_images([rest.probe_image(data, index)])[0]
 
 
 def encode_png(image, infotext_text: str) -> str:
@@ -131,28 +102,21 @@ def check_credentials(api_auth: str | None) -> Callable[[str, str], bool] | None
 # Routes
 
 
-def _request_model(name: str, table: ParamTable, extra: dict[str, tuple[Any, Any]]):
-    """A pydantic model (v1 or v2) whose fields come from ``table``; range checks stay in the table."""
-    import pydantic
-
-    fields: dict[str, tuple[Any, Any]] = {param.name: (param.kind | None, None) for param in table}
-    fields.update(extra)
-    # Unknown fields are an error (a typo must not be silently ignored); pydantic 1 and 2 spell this differently.
-    if pydantic.VERSION.startswith("1."):
-        config: Any = type("Config", (), {"extra": "forbid"})
-    else:
-        config = pydantic.ConfigDict(extra="forbid")
-    return pydantic.create_model(name, __config__=config, **fields)
-
-
 def _values(body: Any) -> dict[str, Any]:
     data = body.model_dump() if hasattr(body, "model_dump") else body.dict()
-    return {key: value for key, value in data.items() if value is not None}
+    values = {key: value for key, value in data.items() if value is not None}
+    for key, value in values.items():
+        if isinstance(value, str) and key != "images":
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(422, f"{key} is not valid Unicode text (a lone surrogate)") from None
+    return values
 
 
 def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefix: str = "/reimagine/v1") -> None:
     """Add the Reimagine routes to a FastAPI ``app``; ``api_auth`` as the WebUI's ``--api-auth``."""
-    from fastapi import Depends, HTTPException
+    from fastapi import APIRouter, Depends, HTTPException, Request
     from fastapi.responses import JSONResponse
     from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
@@ -167,16 +131,24 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
 
         dependencies.append(Depends(authenticate))
 
-    variations_body = _request_model(
+    images, text, number = rest.image_list_type(), rest.field_type(REIMAGINE["prompt"]), rest.number_type()
+    variations_body = rest.request_model(
         "ReimagineVariationsRequest",
         REIMAGINE,
-        {"images": (list, ...), "weights": (list | None, None), "model": (str | None, None)},
+        {"images": (images, ...), "weights": (list[number] | None, None), "model": (text | None, None)},
     )
-    interpolate_body = _request_model(
+    interpolate_body = rest.request_model(
         "ReimagineInterpolateRequest",
         REIMAGINE,
-        {"images": (list, ...), "frames": (int | None, None), "model": (str | None, None)},
+        {"images": (images, ...), "frames": (number | None, None), "model": (text | None, None)},
     )
+    refine_body = rest.request_model(
+        "ReimagineRefineRequest",
+        REFINE_API,
+        {"images": (images, ...), "model": (text | None, None), "seed": (number | None, None)},
+    )
+    error_model, generation_model, model_info = rest.answer_models()
+    job_errors = rest.error_responses(error_model, *((401,) if check else ()), 404, 413, 422)
 
     def answer(call: Callable[[], dict[str, Any]]) -> Any:
         try:
@@ -188,37 +160,73 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
         except ReimagineError as error:
             return JSONResponse({"detail": str(error)}, status_code=422)
 
-    refine_body = _request_model(
-        "ReimagineRefineRequest",
-        REFINE_API,
-        {"images": (list, ...), "model": (str | None, None), "seed": (int | None, None)},
-    )
+    def control() -> Any:
+        get = getattr(backend, "control", None)
+        return get() if callable(get) else None
 
     def list_models() -> list[dict[str, str]]:
         return [{"name": e.name, "kind": e.kind, "path": e.path} for e in backend.models()]
 
-    def variations(body: variations_body) -> Any:  # type: ignore[valid-type]
-        return answer(lambda: _run_variations(backend, _values(body)))
+    async def variations(body: variations_body, request: Request) -> Any:  # type: ignore[valid-type]
+        return await rest.run_watched(
+            request, lambda stop: answer(lambda: _run_variations(backend, _values(body), stop)), control()
+        )
 
-    def interpolate(body: interpolate_body) -> Any:  # type: ignore[valid-type]
-        return answer(lambda: _run_interpolate(backend, _values(body)))
+    async def interpolate(body: interpolate_body, request: Request) -> Any:  # type: ignore[valid-type]
+        return await rest.run_watched(
+            request, lambda stop: answer(lambda: _run_interpolate(backend, _values(body), stop)), control()
+        )
 
-    def refine(body: refine_body) -> Any:  # type: ignore[valid-type]
-        return answer(lambda: _run_refine(backend, _values(body)))
+    async def refine(body: refine_body, request: Request) -> Any:  # type: ignore[valid-type]
+        return await rest.run_watched(
+            request, lambda stop: answer(lambda: _run_refine(backend, _values(body), stop)), control()
+        )
 
-    app.add_api_route(f"{prefix}/models", list_models, methods=["GET"], dependencies=dependencies)
-    app.add_api_route(f"{prefix}/refine", refine, methods=["POST"], dependencies=dependencies)
-    app.add_api_route(f"{prefix}/variations", variations, methods=["POST"], dependencies=dependencies)
-    app.add_api_route(f"{prefix}/interpolate", interpolate, methods=["POST"], dependencies=dependencies)
+    def stopper(action: str) -> Callable[[], Any]:
+        def stop() -> Any:
+            target = control()
+            if target is None:
+                return JSONResponse({"detail": f"this host cannot {action} jobs"}, status_code=409)
+            getattr(target, action)()
+            return {}
+
+        return stop
+
+    router = APIRouter(route_class=rest.route_class(), dependencies=dependencies)
+    router.add_api_route(
+        f"{prefix}/models",
+        list_models,
+        methods=["GET"],
+        response_model=list[model_info],
+        responses=rest.error_responses(error_model, *((401,) if check else ())),
+    )
+    for name, route in (("refine", refine), ("variations", variations), ("interpolate", interpolate)):
+        router.add_api_route(
+            f"{prefix}/{name}", route, methods=["POST"], response_model=generation_model, responses=job_errors
+        )
+    for action in ("interrupt", "skip"):
+        router.add_api_route(
+            f"{prefix}/{action}",
+            stopper(action),
+            methods=["POST"],
+            response_model=dict,
+            responses=rest.error_responses(error_model, *((401,) if check else ()), 409),
+        )
+    app.include_router(router)
 
 
-def _images(values: dict[str, Any], count: tuple[int, int]) -> list[Any]:
-    data = values.pop("images", None)
-    low, high = count
-    if not isinstance(data, list) or not low <= len(data) <= high:
-        wanted = f"exactly {low}" if low == high else f"{low} to {high}"
-        raise ApiError(422, f"images must be a list of {wanted} base64 images")
-    return [decode_image(item, index) for index, item in enumerate(data)]
+def _probes(values: dict[str, Any], count: tuple[int, int]) -> list[Any]:
+    return rest.probe_images(values.pop("images", None), count)
+
+
+def _outputs(settings: dict[str, Any]) -> int:
+    return int(settings["n_iter"]) * int(settings["batch_size"])
+
+
+def _check_work(outputs: int, steps: int, settings: dict[str, Any]) -> None:
+    width, height = settings["width"], settings["height"]
+    area = width * height if width and height else NATIVE_AREA
+    rest.check_work(outputs, steps, area, 1)
 
 
 def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -235,62 +243,106 @@ def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run_variations(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
-    from .engine.unclip import VariationRequest, generate
+def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
+    from dataclasses import replace
 
+    from .engine.unclip import VariationRequest
+
+    stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
-    images = _images(values, (1, MAX_IMAGES))
+    probes = _probes(values, (1, MAX_IMAGES))
     weights = values.pop("weights", None)
     settings = REIMAGINE.validate(values)
-    request = VariationRequest(images=images, weights=weights, **settings).validated()
-    result = backend.run_job(
-        "Reimagine variations",
-        lambda progress, stop: generate(backend.load(model), request, progress=progress, should_stop=stop),
-    )
+    request = VariationRequest(images=probes, weights=weights, **settings).validated()
+    _check_work(_outputs(settings), settings["steps"], settings)
+
+    def job(progress: Any, should_stop: Any) -> Any:
+        decoded = replace(request, images=rest.decode_images(probes))
+        return _generate_skippable(backend.load(model), decoded, progress, stop.wrap(should_stop), stop)
+
+    result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine variations", job))
     return _response(result, {**settings, "weights": request.weights, "model": model.name})
 
 
-def _run_interpolate(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
+def _generate_skippable(pipe: Any, request: Any, progress: Any, should_stop: Any, stop: JobStop) -> Any:
+    """:func:`engine.unclip.generate`, except that a Skip abandons one batch and goes on (the WebUI's Skip)."""
+    from .engine import Result
+    from .engine.unclip import iter_batches
+
+    done = 0
+
+    def overall(step: int, steps: int) -> None:
+        if progress is not None:
+            progress(done + step, request.n_iter * steps)
+
+    result = Result()
+    for batch in iter_batches(pipe, request, progress=overall, should_stop=should_stop):
+        if batch.interrupted:
+            if stop.skip_only():
+                continue
+            result.interrupted = True
+            break
+        done += batch.steps
+        result.images.extend(batch.images)
+        result.infotexts.extend(batch.infotexts)
+        result.seeds.extend(batch.seeds)
+    return result
+
+
+def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
     from .engine.unclip import InterpolationRequest, VariationRequest, interpolate
 
+    stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
-    image_a, image_b = _images(values, (2, 2))
+    probes = _probes(values, (2, 2))
     frames = FRAMES.coerce(values.pop("frames", None))
     settings = REIMAGINE.validate(values)
-    VariationRequest(images=[image_a, image_b], **{**settings, "mix": "slerp"}).validated()
-    request = InterpolationRequest(image_a, image_b, frames, VariationRequest(images=[], **settings))
-    result = backend.run_job(
-        "Reimagine interpolation",
-        lambda progress, stop: interpolate(backend.load(model), request, progress=progress, should_stop=stop),
-    )
+    VariationRequest(images=probes, **{**settings, "mix": "slerp"}).validated()
+    _check_work(frames * settings["batch_size"], settings["steps"], settings)
+
+    def job(progress: Any, should_stop: Any) -> Any:
+        image_a, image_b = rest.decode_images(probes)
+        request = InterpolationRequest(image_a, image_b, frames, VariationRequest(images=[], **settings))
+        return interpolate(backend.load(model), request, progress=progress, should_stop=stop.wrap(should_stop))
+
+    result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine interpolation", job))
     return _response(result, {**settings, "frames": frames, "model": model.name})
 
 
-def _run_refine(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
+def _run_refine(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
+    from dataclasses import replace
+
     from .engine import Result
     from .engine.refiner import RefineRequest, refine
 
+    stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("sdxl-refiner",))
-    images = _images(values, (1, MAX_IMAGES))
-    seed = values.pop("seed", -1)
+    probes = _probes(values, (1, MAX_IMAGES))
+    seed = REIMAGINE["seed"].coerce(values.pop("seed", -1))
     settings = REFINE_API.validate(values)
-    # Each uploaded PNG's own infotext (a WebUI or Reimagine output) is the base its blank controls inherit from.
+    # Each uploaded PNG's own infotext (a WebUI or Reimagine output) is the base its blank controls inherit from;
+    # inherited values are checked like given ones (resolved) before anything runs.
     requests = [
-        RefineRequest.from_controls(settings, image.info.get("parameters"), seed, images=[image], mode="Pixel")
-        for image in images
+        RefineRequest.from_controls(settings, probe.info.get("parameters"), seed, images=[probe], mode="Pixel")
+        for probe in probes
     ]
+    for request in requests:
+        request.resolved()
+    rest.check_work(1, settings["steps"], sum(probe.size[0] * probe.size[1] for probe in probes), 1)
 
-    def job(progress: Any, stop: Any) -> Result:
+    def job(progress: Any, should_stop: Any) -> Result:
         pipe, result = backend.load(model), Result()
-        for request in requests:
-            part = refine(pipe, request, progress=progress, should_stop=stop)
+        for request, image in zip(requests, rest.decode_images(probes)):
+            part = refine(pipe, replace(request, images=[image]), progress=progress, should_stop=stop.wrap(should_stop))
             result.images += part.images
             result.infotexts += part.infotexts
             result.seeds += part.seeds
             if part.interrupted:
+                if stop.skip_only():  # Skip: this image is dropped, the next ones are refined
+                    continue
                 result.interrupted = True
                 break
         return result
 
-    result = backend.run_job("Refiner post-pass", job)
+    result = rest.on_job_thread(stop, lambda: backend.run_job("Refiner post-pass", job))
     return _response(result, {**settings, "seed": seed, "model": model.name})

@@ -73,11 +73,15 @@ def start(
     *,
     engine: Any = None,
     quiet: bool = False,
+    listen: str | None = None,
+    allowed_hosts: Sequence[str] = (),
     **host_options: Any,
 ) -> Running:
-    """Build and launch the app on 127.0.0.1:``port`` (0 = any free port) without blocking. ``models_dir`` and
-    ``host_options`` (``models``, ``outdir``, ``config_root``, ``karlo_stats``, ``device``, …) are the
-    :class:`~extension.ui.standalone.StandaloneHost`'s."""
+    """Build and launch the app on 127.0.0.1:``port`` (0 = any free port; ``listen`` = another address to bind)
+    without blocking. Only requests whose ``Host`` (and ``Origin``, when sent) is a loopback name, ``listen`` or one of
+    ``allowed_hosts`` are answered (:mod:`extension.security`). ``models_dir`` and ``host_options`` (``models``,
+    ``outdir``, ``config_root``, ``karlo_stats``, ``device``, …) are the :class:`~extension.ui.standalone.StandaloneHost`'s."""
+    from . import security
     from .api import add_routes
     from .ui import compat
     from .ui.standalone import StandaloneHost
@@ -89,7 +93,7 @@ def start(
     else:
         demo.queue(concurrency_count=4)
     app, local_url, _ = demo.launch(
-        server_name="127.0.0.1",
+        server_name=listen or "127.0.0.1",
         server_port=port or _free_port(),
         prevent_thread_lock=True,
         allowed_paths=[str(p) for p in host.allowed_dirs()],
@@ -98,6 +102,7 @@ def start(
         inbrowser=False,
         share=False,
     )
+    security.install(app, security.allowed_host_names(listen, allowed_hosts), host.allowed_dirs())
     add_routes(app, host)  # the REST API
     return Running(demo=demo, app=app, host=host, url=local_url)
 

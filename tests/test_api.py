@@ -7,6 +7,7 @@ import io
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -14,8 +15,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from extension import api, infotext
-from extension.api import ModelEntry
+from extension import api, infotext, rest
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model entry as the hosts offer them (extension.api.ModelEntry is the Protocol it must satisfy)."""
+
+    name: str
+    kind: str
+    path: str
 
 
 def _b64(image: Image.Image, fmt: str = "PNG") -> str:
@@ -156,7 +165,7 @@ def test_unknown_field_and_wrong_type_are_4xx(client):
 
 
 def test_oversized_image_is_refused_with_the_limit(client, monkeypatch):
-    monkeypatch.setattr(api, "MAX_IMAGE_PIXELS", 32 * 32)
+    monkeypatch.setattr(rest, "MAX_IMAGE_PIXELS", 32 * 32)
     answer = client.post("/reimagine/v1/variations", json=_body())
     assert answer.status_code == 413
     assert "48x40" in answer.json()["detail"] and "1,024 pixels" in answer.json()["detail"]

@@ -180,7 +180,7 @@ def test_fit_modes_change_the_embedding_of_a_wide_image(pipe):
         ({"weights": [1.0, 2.0]}, "got 2 weight(s) for 1 image(s)"),
         ({"weights": [-1.0]}, "weights must be non-negative"),
         ({"width": 512}, "give both width and height"),
-        ({"width": 100, "height": 64}, "width must be a multiple of 8"),
+        ({"width": 100, "height": 64}, "width must be 0 (auto) or a multiple of 8"),
         ({"cfg_scale": float("nan")}, "cfg_scale must be a number"),
         ({"mix": "slerp"}, "slerp needs exactly 2 images"),
         ({"images": []}, "at least one input image"),

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ..errors import ReimagineError
 from . import refine, vary
+from .common import InvalidValue
+from .files import write_error
 
 DESCRIPTION = """\
 Stable unCLIP 2.1 image variations and an SDXL refiner pass, without a WebUI.
@@ -37,6 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the Reimagine and Refine tabs as a local web app (127.0.0.1)")
     serve.add_argument("--port", type=int, default=7861)
     serve.add_argument("--models-dir", type=Path, default=None, help="folder with unCLIP / SDXL refiner models")
+    serve.add_argument(
+        "--listen",
+        default=None,
+        metavar="ADDRESS",
+        help="bind this address instead of 127.0.0.1 (e.g. 0.0.0.0); requests must still name an allowed host",
+    )
+    serve.add_argument(
+        "--allowed-hosts",
+        default="",
+        metavar="NAMES",
+        help="comma-separated host names/addresses the browser may use besides 127.0.0.1, localhost, [::1] and --listen",
+    )
     serve.set_defaults(run=run_serve)
 
     refine.add_parser(commands)
@@ -47,17 +61,25 @@ def run_serve(args: argparse.Namespace) -> int:
     """``serve``: the standalone gradio app."""
     from ..app import serve
 
-    return serve(port=args.port, models_dir=args.models_dir)
+    hosts = [name.strip() for name in args.allowed_hosts.split(",") if name.strip()]
+    return serve(port=args.port, models_dir=args.models_dir, listen=args.listen, allowed_hosts=hosts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit with status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    invalid = next((value for value in vars(args).values() if isinstance(value, InvalidValue)), None)
+    if invalid is not None:
+        print(f"error: {invalid.message}", file=sys.stderr)
+        return 2
     try:
         return int(args.run(args) or 0)
     except ReimagineError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # disk full, read-only or vanished folder, name too long: one line, not a traceback
+        print(f"error: {write_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished outputs are saved; run the same command again to resume", file=sys.stderr)

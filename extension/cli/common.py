@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReimagineError
+from ..images import normalized
 from ..params import Param
 
 
@@ -20,12 +21,33 @@ def flag(param: Param) -> str:
     return "--" + param.name.replace("_", "-")
 
 
+@dataclass(frozen=True)
+class InvalidValue:
+    """An option value the parameter table refused; :func:`extension.cli.main` prints ``message`` (one line, exit 2)."""
+
+    message: str
+
+
+def _checked(param: Param) -> Callable[[str], Any]:
+    """An argparse ``type`` that converts and range-checks with the table (``--batch-size 99`` is refused before
+    anything runs, with the table's message)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return param.coerce(text)
+        except ReimagineError as error:
+            return InvalidValue(str(error))
+
+    convert.__name__ = param.kind.__name__  # argparse names the type in its messages
+    return convert
+
+
 def add_param(parser: argparse.ArgumentParser, param: Param, *flags: str, **overrides: Any) -> None:
     """An option derived from the parameter table (type, default, range in the help)."""
     help_text = overrides.pop("help", param.help or param.label)
     kwargs: dict[str, Any] = {
         "dest": param.name,
-        "type": param.kind if param.kind is not bool else None,
+        "type": None if param.kind is bool else (param.kind if param.inherit else _checked(param)),
         "default": overrides.pop("default", param.default),
         "help": f"{help_text} ({'' if param.choices else param.expected() + '; '}default: %(default)s)",
     }
@@ -129,9 +151,9 @@ def load_images(paths: Sequence[Path]) -> list[Any]:
     for path in paths:
         try:
             with Image.open(path) as image:
-                images.append(image.convert("RGB"))
+                images.append(normalized(image))  # upright (EXIF) and 8-bit, as the WebUI reads inputs
         except FileNotFoundError:
             raise ReimagineError(f"input image not found: {path}") from None
-        except (UnidentifiedImageError, OSError) as error:
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             raise ReimagineError(f"cannot read {path} as an image: {error}") from None
     return images

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections import Counter
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from ..engine.refiner import FALLBACK_CFG_SCALE, FALLBACK_SAMPLER, FALLBACK_SCHE
 from ..errors import ReimagineError
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from .common import add_param, input_images, load_images, model_options, nothing_to_do, progress_bar, wanted
+from .files import prepare_out, report_skipped, unique_stems
 
 
 def add_parser(commands: Any) -> None:
@@ -40,11 +41,7 @@ def add_parser(commands: Any) -> None:
 
 def output_paths(inputs: Sequence[Path], out: Path) -> list[Path]:
     """``out/<stem>.png`` per input (``<stem>-<ext>.png`` where stems collide); never an input file itself."""
-    stems = Counter(path.stem for path in inputs)
-    paths = [
-        out / (f"{p.stem}.png" if stems[p.stem] == 1 else f"{p.stem}-{p.suffix.lstrip('.').lower()}.png")
-        for p in inputs
-    ]
+    paths = [out / f"{stem}.png" for stem in unique_stems(inputs)]
     sources = {p.resolve() for p in inputs}
     clash = next((p for p in paths if p.resolve() in sources), None)
     if clash is not None:
@@ -68,12 +65,40 @@ def run(args: argparse.Namespace) -> int:
         images = load_images([src])
         return RefineRequest.from_controls(controls, read_infotext(src), args.seed, images=images, mode="Pixel")
 
-    request(jobs[0][0]).resolved()  # check every value (and the sampler/schedule pair) before the slow load
+    # Check every value (and the sampler/schedule pair) before the slow load, on the first input that can be read;
+    # an input that cannot (unreadable, or an infotext whose values are out of range) is skipped with one line.
+    skipped: set[Path] = set()
+    for src, _ in jobs:
+        try:
+            request(src).resolved()
+            break
+        except ReimagineError as error:
+            if len(jobs) == 1:
+                raise
+            report_skipped(src, error)
+            skipped.add(src)
+    else:
+        raise ReimagineError("none of the inputs could be read (see above)")
+    prepare_out(args.out)
 
     pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
-    with progress_bar(len(jobs), "refine") as advance:
+    written = 0
+    with progress_bar(len(jobs) - len(skipped), "refine") as advance:
         for src, dst in jobs:
-            result = refine(pipe, request(src), progress=advance)
+            if src in skipped:
+                continue
+            try:
+                job = request(src)
+                job.resolved()
+            except ReimagineError as error:
+                report_skipped(src, error)
+                skipped.add(src)
+                continue
+            result = refine(pipe, job, progress=advance)
             save_png(result.images[0], dst, result.infotexts[0])
-    print(f"wrote {len(jobs)} image(s) to {args.out}")
+            written += 1
+    print(f"wrote {written} image(s) to {args.out}")
+    if skipped:
+        print(f"error: {len(skipped)} input(s) could not be used (see above); the others are done", file=sys.stderr)
+        return 1
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .common import (
     progress_bar,
     wanted,
 )
+from .files import prepare_out, report_skipped, short_stem, unique_stems
 
 
 def add_parsers(commands: Any) -> None:
@@ -115,6 +117,8 @@ def _weights(text: str | None, count: int) -> list[float] | None:
 
 def run_vary(args: argparse.Namespace) -> int:
     """``vary``: n variations per input image (or per mix)."""
+    from PIL import Image
+
     from ..engine import seed_list
     from ..engine.unclip import iter_batches
     from ..outputs import save_png
@@ -122,16 +126,23 @@ def run_vary(args: argparse.Namespace) -> int:
     inputs = input_images(args.images)
     if args.n < 1:
         raise ReimagineError(f"--n must be at least 1, got {args.n}")
+    missing = next((path for path in inputs if not path.is_file()), None)
+    if missing is not None:
+        raise ReimagineError(f"input image not found: {missing}")
     weights = _weights(args.weights, len(inputs))
+    stems = unique_stems(inputs)
     groups = [inputs] if weights is not None else [[path] for path in inputs]
+    names = [short_stem("+".join(stems))] if weights is not None else stems
     settings = _settings(args)
     seed = seed_list(settings.seed, 1)[0]
-    # Check every value before the (slow) model load.
-    replace(settings, images=load_images(groups[0]), weights=weights, mix=args.mix).validated()
+    # Check every value before the (slow) model load (placeholders: the inputs are read one by one later).
+    single = weights is not None or len(groups) == 1  # a mix or one input: an unreadable image is an error now
+    placeholders = load_images(groups[0]) if single else [Image.new("RGB", (64, 64))] * len(groups[0])
+    replace(settings, images=placeholders, weights=weights, mix=args.mix).validated()
+    prepare_out(args.out)
 
     plans = []
-    for group in groups:
-        stem = "+".join(path.stem for path in group)
+    for group, stem in zip(groups, names):
         jobs = [Job(args.out / f"{stem}-{index:04d}.png", index) for index in range(args.n)]
         todo = [job for job in jobs if wanted(job.path, args)]
         plans.append((group, todo))
@@ -141,10 +152,18 @@ def run_vary(args: argparse.Namespace) -> int:
 
     pipe = _load_unclip(args)
     runs = sum(n_iter for _, todo in plans for _, n_iter, _ in plan_requests(todo, args.batch_size))
-    written = 0
+    written, skipped = 0, 0
     with progress_bar(runs, "vary") as advance:
         for group, todo in plans:
-            base = replace(settings, images=load_images(group), weights=weights, mix=args.mix)
+            try:
+                images = load_images(group)
+            except ReimagineError as error:
+                if single:
+                    raise
+                report_skipped(group[0], error)  # a folder run goes on with the other inputs
+                skipped += 1
+                continue
+            base = replace(settings, images=images, weights=weights, mix=args.mix)
             for outputs, n_iter, batch_size in plan_requests(todo, args.batch_size):
                 request = replace(
                     base, seed=(seed + outputs[0].seed_offset) % 2**32, n_iter=n_iter, batch_size=batch_size
@@ -155,6 +174,9 @@ def run_vary(args: argparse.Namespace) -> int:
                         save_png(image, job.path, text)
                         written += 1
     print(f"wrote {written} image(s) to {args.out}")
+    if skipped:
+        print(f"error: {skipped} input(s) could not be read (see above); the others are done", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -164,7 +186,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     from ..engine.unclip import InterpolationRequest, interpolate
     from ..outputs import save_png
 
-    stem = f"{args.image_a.stem}-to-{args.image_b.stem}"
+    stem = short_stem(f"{args.image_a.stem}-to-{args.image_b.stem}")
     paths = [args.out / f"{stem}-{frame:03d}.png" for frame in range(args.frames)]
     if not args.overwrite and all(path.exists() for path in paths):
         return nothing_to_do(args, "frames")
@@ -173,6 +195,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
     image_a, image_b = load_images([args.image_a, args.image_b])
     replace(settings, images=[image_a, image_b], mix="slerp").validated()
+    prepare_out(args.out)
     pipe = _load_unclip(args)
     with progress_bar(1, "interpolate") as advance:
         result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)

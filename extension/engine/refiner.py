@@ -178,11 +178,16 @@ class RefineRequest:
             schedule = schedule or inherited_schedule
         schedule = schedule or _inheritable_schedule(sampler, base.scheduler)
         make_scheduler({}, sampler, schedule)  # an explicit unsupported pair is the user's error: say so now
+        cfg_scale = request.cfg_scale if request.cfg_scale is not None else (base.cfg_scale or FALLBACK_CFG_SCALE)
+        try:  # an inherited value is checked like a given one (an image's infotext may say anything)
+            cfg_scale = REFINER["cfg_scale"].coerce(cfg_scale)
+        except ParamError as error:
+            raise ParamError(f"{error} (inherited from the base image's infotext: give cfg_scale)") from None
         return replace(
             request,
             prompt=request.prompt.strip() or base.prompt,
             negative_prompt=request.negative_prompt.strip() or base.negative_prompt,
-            cfg_scale=request.cfg_scale if request.cfg_scale is not None else (base.cfg_scale or FALLBACK_CFG_SCALE),
+            cfg_scale=cfg_scale,
             sampler_name=sampler,
             scheduler=schedule,
         )
@@ -231,7 +236,7 @@ def schedule_length(steps: int, strength: float, train_timesteps: int = 1000) ->
     timesteps)."""
     if strength <= 0:
         return 0
-    n = max(steps, math.floor(steps / strength) - 1)
+    n = max(steps, math.floor(min(steps / strength, train_timesteps + 1)) - 1)  # a denormal strength: inf
     while n < train_timesteps and _tail_length(n, strength) < steps:
         n += 1
     return min(n, train_timesteps)

@@ -61,6 +61,9 @@ _SAMPLER_KEYS = (
 )
 
 
+OPTIONAL_PACKAGES = {"DPMSolverSDEScheduler": "torchsde"}  # diffusers scheduler -> the package it needs
+
+
 def make_scheduler(model_config: dict[str, Any], sampler: str, schedule: str = "Automatic"):
     """Build the diffusers scheduler for a WebUI ``sampler``/``schedule`` pair on a model's scheduler config."""
     import diffusers
@@ -85,7 +88,14 @@ def make_scheduler(model_config: dict[str, Any], sampler: str, schedule: str = "
     config = {key: value for key, value in model_config.items() if key in accepted and key not in skipped}
     config.update(spec.config)
     config.update(SCHEDULES[resolved])
-    return scheduler_class.from_config(config)
+    try:
+        return scheduler_class.from_config(config)
+    except ImportError:  # diffusers' stand-in class when an optional package is missing
+        package = OPTIONAL_PACKAGES.get(spec.scheduler_class, "an optional package")
+        raise ParamError(
+            f"sampler {sampler!r} needs the Python package {package}, which is not installed "
+            f"(pip install {package}, as the WebUI does); or choose another sampler"
+        ) from None
 
 
 def resolved_schedule(sampler: str, schedule: str) -> str:

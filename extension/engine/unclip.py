@@ -33,6 +33,8 @@ from ..params import FRAMES, REIMAGINE
 from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import make_scheduler, resolved_schedule
 
+MIN_SIDE = 64  # pixels: the smallest output width/height (README: 64-2048, multiples of 8)
+
 
 @dataclass
 class VariationRequest:
@@ -70,8 +72,10 @@ class VariationRequest:
         if (values["width"] == 0) != (values["height"] == 0):
             raise ParamError("give both width and height, or neither (0 = keep the input's aspect ratio)")
         for side in ("width", "height"):
-            if values[side] and values[side] % 8:
-                raise ParamError(f"{side} must be a multiple of 8, got {values[side]}")
+            if values[side] and (values[side] % 8 or values[side] < MIN_SIDE):
+                raise ParamError(
+                    f"{side} must be 0 (auto) or a multiple of 8 from {MIN_SIDE} to 2048, got {values[side]}"
+                )
         return replace(self, weights=weights, **values)
 
 

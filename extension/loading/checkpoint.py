@@ -77,6 +77,10 @@ def load_weights_only(path: str | os.PathLike[str], *, what: str = "checkpoint")
     is_pickle = head[:1] == b"\x80"
     if not (is_zip or is_pickle):
         raise ModelLoadError(f"{name} is not a {what}: it is neither a PyTorch file nor a .safetensors file ({path})")
+    if is_zip:
+        from .archive import check_file
+
+        check_file(path)  # a zip bomb is refused from the zip directory before torch inflates anything
     load = torch.serialization.load  # NOT torch.load: the WebUI monkeypatches that one (see module docstring)
     try:
         try:
@@ -220,8 +224,8 @@ def safetensors_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...
                 raise ValueError(f"unknown dtype {info.get('dtype')!r} for {key}")
             shapes[key] = tuple(int(x) for x in info["shape"])
             end = max(end, int(info["data_offsets"][1]))
-    except (struct.error, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise _safetensors_error(path, e) from None
+    except (struct.error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        raise _safetensors_error(path, e) from None  # RecursionError: a deeply nested JSON header
     if 8 + n + end > size:
         raise _safetensors_error(path, ValueError("the data section is shorter than the header says"))
     return shapes

@@ -56,15 +56,16 @@ _kind_lock = threading.Lock()
 
 def _ckpt_is_candidate(path: Path) -> bool:
     """Whether a pickled checkpoint may be unCLIP or SDXL (cheap: scans the pickle, not the tensors)."""
+    from .archive import ArchiveBombError, read_pickle
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = [name for name in archive.namelist() if name.endswith("data.pkl")]
-            if not names:
-                return False
-            data = archive.read(names[0])
+        data = read_pickle(path)  # bounded: a zip bomb is refused from its directory, never inflated
     except zipfile.BadZipFile:
         return True  # a legacy (non-zip) pickle: only a full read can tell
-    return any(marker in data for marker in _CANDIDATE_MARKERS)
+    except ArchiveBombError as error:
+        log.warning("reimagine: skipping a model file: %s", error)
+        return False
+    return data is not None and any(marker in data for marker in _CANDIDATE_MARKERS)
 
 
 def file_kind(path: Path, config_root: Path | None = None) -> str:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ParamError, ReimagineError
+from ..images import normalized
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS
 from ..params import FRAMES, REIMAGINE
 from .host import Control, Host
@@ -159,7 +160,7 @@ class TabValues:
             image = values.pop(f"image_{i}")
             weight = values.pop(f"weight_{i}")
             if image is not None:
-                images.append(image.convert("RGB") if hasattr(image, "convert") else image)
+                images.append(normalized(image) if hasattr(image, "convert") else image)  # upright, 8-bit RGB
                 try:
                     weights.append(float(weight))
                 except (TypeError, ValueError):
@@ -403,7 +404,7 @@ def _refine_images(
         values["steps"] = steps
     requests = []  # every request is built (and checked) before the model loads
     for image, text in images:
-        image = image.convert("RGB")
+        image = normalized(image)  # upright (EXIF), 16-bit scaled to 8-bit, RGB
         if resize:
             image = image.resize(refine_size(image.size, host.refine_area), _lanczos())
             text = _with_size(text, image.size)

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..images import normalized
 from ..loading.discovery import REFINER_KINDS
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from ..runtime import jobs
@@ -31,7 +32,7 @@ def _images(files: Any) -> list[tuple[Any, str]]:
     for path in compat.file_paths(files):
         with Image.open(path) as image:
             image.load()
-            images.append((image.convert("RGB"), image.info.get("parameters", "")))
+            images.append((normalized(image), image.info.get("parameters", "")))
     return images
 
 
