@@ -254,8 +254,18 @@ def denoise(
 
 @torch.no_grad()
 def decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
-    """VAE-decode latents to PIL images."""
-    pixels = pipe.vae.decode(latents.to(pipe.vae.dtype) / pipe.vae.config.scaling_factor).sample
+    """VAE-decode latents to PIL images. A half-precision decode that overflows (NaN/inf: a black image) is redone
+    in fp32, as A1111 does with ``--no-half-vae``'s automatic fallback (``modules/devices.py`` ``test_for_nans``)."""
+    vae = pipe.vae
+    unscaled = latents / vae.config.scaling_factor
+    pixels = vae.decode(unscaled.to(vae.dtype)).sample
+    if vae.dtype != torch.float32 and not bool(torch.isfinite(pixels).all()):
+        dtype = vae.dtype
+        vae.to(dtype=torch.float32)
+        try:
+            pixels = vae.decode(unscaled.float()).sample
+        finally:
+            vae.to(dtype=dtype)
     return pipe.image_processor.postprocess(pixels, output_type="pil")
 
 
