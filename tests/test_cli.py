@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from extension import infotext
-from extension.cli import Job, _requests, main
+from extension.cli import main
+from extension.cli.common import Job, plan_requests
 from extension.outputs import read_infotext
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,5 +152,5 @@ def test_module_entry_point_end_to_end(tiny, inputs, tmp_path):
 
 def test_missing_outputs_become_few_requests():
     todo = [Job(Path(f"{i}.png"), i) for i in (0, 1, 2, 3, 4, 7, 9, 10)]
-    grouped = [([job.seed_offset for job in jobs], n_iter, size) for jobs, n_iter, size in _requests(todo, 2)]
+    grouped = [([job.seed_offset for job in jobs], n_iter, size) for jobs, n_iter, size in plan_requests(todo, 2)]
     assert grouped == [([0, 1, 2, 3], 2, 2), ([4], 1, 1), ([7], 1, 1), ([9, 10], 1, 2)]

@@ -1,7 +1,7 @@
 """The extension inside a WebUI process: the core loads under its own name and never collides with other extensions.
 
 A1111 runs ``scripts/reimagine.py`` with ``spec_from_file_location("reimagine.py", path)``, the extension root on
-``sys.path`` only while the file runs, and the module kept out of ``sys.modules`` (webui-api.md §2); Forge leaves
+``sys.path`` only while the file runs, and the module kept out of ``sys.modules`` (docs/webui-contract.md §2); Forge leaves
 every extension root on ``sys.path``. Another extension may already have imported a top-level ``extension`` or
 ``utils``.
 """
@@ -131,7 +131,7 @@ def test_all_core_modules_use_relative_imports(webui: StubWebUI, foreign_package
 
 
 def test_webui_loader_registers_callbacks_and_reload_ui_reregisters_without_reimport(
-    each_webui: StubWebUI, foreign_packages: dict[str, ModuleType]
+    each_webui: StubWebUI, foreign_packages: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from modules import errors, script_callbacks
 
@@ -147,11 +147,13 @@ def test_webui_loader_registers_callbacks_and_reload_ui_reregisters_without_reim
     (callback,) = each_webui.callbacks("script_unloaded")
     assert callback.name == "sd-webui-reimagine/reimagine.py/script_unloaded/reimagine"
 
-    unloaded = []
-    script.webui.unload_hooks.append(lambda: unloaded.append(True))
+    host = core.webui.host.shared_host()
+    cleared = []
+    real_clear = type(host.cache).clear
+    monkeypatch.setattr(type(host.cache), "clear", lambda cache: cleared.append(cache) or real_clear(cache))
     (script_again,) = each_webui.reload_ui()
 
-    assert unloaded == [True]  # on_script_unloaded ran before the reload
+    assert cleared == [host.cache]  # on_script_unloaded released the pipelines before the reload
     assert script_again is not script  # the file ran again ...
     assert sys.modules[CORE] is core and hasattr(core, "loaded_marker")  # ... but the core was not re-imported
     assert script_again.webui is script.webui
@@ -162,8 +164,8 @@ def test_webui_loader_registers_callbacks_and_reload_ui_reregisters_without_reim
         assert sys.path == path_before  # A1111: the root was on sys.path only during the load
     else:
         assert str(each_webui.extension_dir) in sys.path  # Forge: script basedirs stay on sys.path
-    # a callback that raises is reported, not propagated
-    script.webui.unload_hooks.append(lambda: 1 / 0)
+    # an error while releasing is reported, not propagated
+    monkeypatch.setattr(type(host.cache), "clear", lambda cache: 1 / 0)
     script_callbacks.script_unloaded_callback()
 
 
@@ -201,3 +203,91 @@ def test_stub_is_removed_after_a_test() -> None:
     assert "modules" not in sys.modules
     assert CORE not in sys.modules
     assert str(WEBUI_ROOT) not in sys.path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The import graph, read from the source (AST), relative imports resolved: the layering README "How it is built" states.
+
+PACKAGES = ("engine", "loading", "runtime", "cli", "ui", "webui")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` for every import in the file (function-level ones too), relative ones made absolute."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[: len(base) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.append((module, [alias.name for alias in node.names]))
+    return found
+
+
+def _core_files() -> list[Path]:
+    return sorted((REPO_ROOT / "extension").rglob("*.py"))
+
+
+def _package_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "extension" and len(parts) > 1 and parts[1] in PACKAGES else None
+
+
+def test_no_import_cycle_between_the_packages() -> None:
+    graph: dict[str, set[str]] = {package: set() for package in PACKAGES}
+    for path in _core_files():
+        source = _package_of(_module_name(path))
+        for module, names in _imports(path):
+            targets = {_package_of(module)} | {_package_of(f"{module}.{name}") for name in names}
+            graph.setdefault(source or "", set()).update(t for t in targets if t and source and t != source)
+    # depth-first search for a back edge
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            assert state.get(nxt) != 1, f"import cycle: {' -> '.join([*trail, node, nxt])}"
+            if nxt not in state:
+                visit(nxt, [*trail, node])
+        state[node] = 2
+
+    for package in PACKAGES:
+        if package not in state:
+            visit(package, [])
+    assert "cli" not in graph["engine"] and "webui" not in graph["runtime"], graph
+
+
+def test_only_the_webui_adapter_imports_modules_and_the_core_layers_no_gradio() -> None:
+    for path in _core_files():
+        name = _module_name(path)
+        top = {module.split(".")[0] for module, _ in _imports(path)}
+        if _package_of(name) != "webui":
+            assert "modules" not in top, f"{name} imports the WebUI's modules"
+        if _package_of(name) in ("engine", "loading", "runtime", "cli"):
+            assert "gradio" not in top, f"{name} imports gradio"
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    offenders = [
+        f"{_module_name(path)}: from {module} import {name}"
+        for path in _core_files()
+        for module, names in _imports(path)
+        if module.startswith("extension")
+        for name in names
+        if name.startswith("_") and not name.startswith("__")
+    ]
+    assert not offenders, offenders
+
+
+def test_the_graph_reader_resolves_relative_imports(tmp_path: Path) -> None:
+    """The reader itself, on known imports: ``from ..engine import x`` in ``extension/cli/vary.py``."""
+    found = dict(_imports(REPO_ROOT / "extension" / "cli" / "vary.py"))
+    assert "extension.cli.common" in found and "extension.errors" in found, found

@@ -1,4 +1,4 @@
-"""The refiner post-pass inside txt2img / img2img (issue 5 "WebUI hook"), against the WebUI stand-in (tests/webui_stub).
+"""The refiner post-pass inside txt2img / img2img against the WebUI stand-in (tests/webui_stub).
 
 Generations run through the stand-in's ``processing.process_images`` (the WebUI's hook order, a fake sampler and VAE:
 ``sd_model.decode_calls`` counts decodes) with the tiny SDXL refiner placed in ``models/Stable-diffusion`` and found
@@ -199,7 +199,7 @@ def test_disabled_does_nothing(site: StubWebUI, tmp_path: Path) -> None:
     tab = Tab(site)
     p, processed = tab.generate(tab.args(), tmp_path)
     assert PREFIX not in processed.infotexts[0]
-    assert core("webui.tab").host()._cache is None  # no model was even looked at
+    assert core("webui.host").shared_host()._cache is None  # no model was even looked at
     assert [c for c in shared.state.calls if c[0] == "nextjob"] == [("nextjob",)]
     assert not [c for c in sd_models.calls if c[0] != "list_models"]
     assert p.sd_model.decode_calls == 1
@@ -231,7 +231,7 @@ def test_pixel_mode_replaces_the_saved_and_shown_image(site: StubWebUI, tmp_path
 def test_latent_mode_refines_sdxl_latents_with_one_decode(
     site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = core("refine")
+    engine = core("engine.refiner")
     encodes: list[Any] = []
     real_encode = engine.encode_image
     monkeypatch.setattr(engine, "encode_image", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
@@ -245,8 +245,33 @@ def test_latent_mode_refines_sdxl_latents_with_one_decode(
     assert all(params(text)[f"{PREFIX} mode"] == "Latent" for text in processed.infotexts)
 
 
+def test_nan_refined_latents_keep_the_base_image(
+    site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An all-NaN refined batch (fp16 overflow) must not reach the WebUI's ``devices.test_for_nans`` (which raises
+    NansException after ``post_sample`` and loses the generation): the base latents stay, the error is reported."""
+    import torch
+
+    engine = core("engine.refiner")
+    real = engine.refine
+
+    def overflowing(pipe: Any, request: Any, **kwargs: Any) -> Any:
+        result = real(pipe, request, **kwargs)
+        result.latents = torch.full_like(result.latents, float("nan"))
+        return result
+
+    monkeypatch.setattr(engine, "refine", overflowing)
+    tab = Tab(site)
+    _, plain = tab.generate(tab.args(), tmp_path / "off", sdxl=True)
+    _, processed = tab.generate(tab.args(ON), tmp_path / "on", sdxl=True)
+    assert len(processed.images) == 1 and not differs(processed.images[0], plain.images[0])
+    info = params(processed.infotexts[0])
+    assert "NaN latents" in info[f"{PREFIX} error"] and f"{PREFIX} mode" not in info
+    assert tab.jobs == (2, 2)
+
+
 def test_latent_batch_with_different_prompts(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = core("refine")
+    engine = core("engine.refiner")
     real = engine.refine
     prompts: list[str] = []
 
@@ -277,7 +302,7 @@ def test_img2img_tab_too(site: StubWebUI, tmp_path: Path) -> None:
 def test_progress_covers_the_refiner_steps(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from modules import shared
 
-    engine = core("refine")
+    engine = core("engine.refiner")
     real = engine.refine
     seen: list[tuple[int, int, int, int]] = []
 
@@ -456,13 +481,13 @@ def test_a_failing_pass_keeps_the_image_and_says_why(
 ) -> None:
     from modules import sd_models, shared
 
-    engine = core("refine")
+    engine = core("engine.refiner")
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(engine, "refine", broken)
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)
     tab = Tab(site)
     _, processed = tab.generate(tab.args(ON), tmp_path, batch_size=2)
@@ -483,7 +508,7 @@ def test_interrupt_mid_pass_leaves_a_valid_image_and_restored_state(
 ) -> None:
     from modules import devices, sd_models, shared
 
-    engine = core("refine")
+    engine = core("engine.refiner")
     real = engine.refine
     steps_done: list[int] = []
 
@@ -497,7 +522,7 @@ def test_interrupt_mid_pass_leaves_a_valid_image_and_restored_state(
         return real(pipe, request, progress=report, should_stop=should_stop)
 
     monkeypatch.setattr(engine, "refine", interrupted)
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)  # a full GPU: the WebUI's model has to make room
     tab = Tab(site)
     _, plain = tab.generate(tab.args(), tmp_path / "off", sdxl=sdxl)
@@ -527,7 +552,7 @@ def test_interrupt_mid_pass_leaves_a_valid_image_and_restored_state(
 def test_skip_leaves_the_batch_unrefined(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from modules import shared
 
-    engine = core("refine")
+    engine = core("engine.refiner")
     real = engine.refine
 
     def skipped(pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
@@ -548,7 +573,7 @@ def test_refiner_stays_resident_or_is_offloaded(
 ) -> None:
     from modules import shared
 
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     tab = Tab(site)
     tab.generate(tab.args(ON), tmp_path / "a", batch_size=2)
     tab.generate(tab.args(ON), tmp_path / "b")
@@ -623,7 +648,7 @@ def test_forge_flavour(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.Monk
     from backend import memory_management
     from modules import sd_models
 
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)
     tab = Tab(site)
     _, pixel = tab.generate(tab.args(ON), tmp_path / "pixel")
@@ -635,4 +660,4 @@ def test_forge_flavour(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_config_root_comes_from_the_environment(site: StubWebUI, tiny: Any) -> None:
-    assert core("webui.refiner").host().config_root == Path(tiny.config_root)
+    assert core("webui.host").shared_host().config_root == Path(tiny.config_root)

@@ -1,4 +1,4 @@
-"""The Reimagine tab, the standalone app and the WebUI adapter (issue 6): built under this environment's gradio
+"""The Reimagine tab, the standalone app and the WebUI adapter: built under this environment's gradio
 (3.41 in a1111, 4.40 in forge) and wired against the WebUI stand-in (tests/webui_stub).
 
 Jobs are driven through the same handlers gradio calls. A fake engine (instant, scriptable) checks the job logic —
@@ -21,11 +21,13 @@ import gradio as gr
 import pytest
 from PIL import Image
 
+from extension.engine import Result, seed_list
+from extension.loading import discovery as models
+from extension.loading.discovery import ModelChoice
 from extension.params import NOISE_PRESETS, REIMAGINE
-from extension.reimagine import Result, seed_list
-from extension.ui import compat, jobs, models
-from extension.ui.host import MEMORY_MODES
-from extension.ui.models import ModelChoice
+from extension.runtime import jobs
+from extension.runtime.host import MEMORY_MODES
+from extension.ui import compat
 from extension.ui.standalone import StandaloneHost
 from tests.webui_stub import fixture as webui_fixture
 from tests.webui_stub.fixture import StubWebUI
@@ -485,7 +487,7 @@ _NOT_TRANSLATED = re.compile(r"^$|^[\d\s./]+$|^Reimagine$|[\U0001f300-\U0001faff
 
 def test_zh_cn_translates_every_string(tmp_path: Path) -> None:
     from extension.app import build_app
-    from extension.ui import jobs as ui_jobs
+    from extension.runtime import jobs as ui_jobs
     from extension.ui import refine_tab, tab
     from extension.webui import tab as webui_tab
 
@@ -624,15 +626,15 @@ def test_generate_button_uses_the_webui_queue_and_progress(webui: StubWebUI) -> 
 
 
 def _webui_run(host: Any, fake: FakeEngine, args: list[Any]) -> tuple:
-    ui_jobs = _core("ui.jobs")
+    ui_jobs = _core("runtime.jobs")
     handler = host.run(lambda task, *a: ui_jobs.generate(host, a, fake.engine()), 1 + len(args))
     return handler("task(test)", *args)
 
 
 def _stub_host(monkeypatch: pytest.MonkeyPatch) -> Any:
-    host = _core("webui.tab").host()
+    host = _core("webui.host").shared_host()
     host._cache = FakeCache()
-    choice = _core("ui.models").ModelChoice("m", "unclip-h", "m.safetensors", Path("/models/m.safetensors"))
+    choice = _core("loading.discovery").ModelChoice("m", "unclip-h", "m.safetensors", Path("/models/m.safetensors"))
     monkeypatch.setattr(
         host, "models", lambda kinds=("unclip-h",), refresh=False: [choice] if "unclip-h" in kinds else []
     )
@@ -760,7 +762,7 @@ def test_webui_model_folders_and_settings(webui: StubWebUI, tmp_path: Path) -> N
     from modules import script_callbacks, shared
 
     script_callbacks.ui_settings_callback()
-    host = _core("webui.tab").host()
+    host = _core("webui.host").shared_host()
     shared.opts.reimagine_models_dirs = f"{tmp_path / 'a'}\n\n{tmp_path / 'b'}"
     shared.cmd_opts.ckpt_dir = str(tmp_path / "ckpt")
     folders = host.model_folders()
@@ -794,7 +796,7 @@ def test_webui_generate_with_tiny_model(webui: StubWebUI, tiny: Any, image: Imag
     webui.load_scripts()
     from modules import script_callbacks, shared
 
-    host = _core("webui.tab").host()
+    host = _core("webui.host").shared_host()
     host.config_root = tiny.config_root
     script_callbacks.ui_tabs_callback()
     tab = _core("webui.tab").last_tab

@@ -10,11 +10,13 @@ from typing import Any
 
 import gradio as gr
 
+from ..loading.discovery import REFINER_KINDS
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
-from . import compat, jobs
-from .host import Host
-from .models import REFINER_KINDS
-from .tab import TEXT, model_dropdown, slider
+from ..runtime import jobs
+from ..runtime.host import Host
+from . import compat
+from .tab import TEXT, model_dropdown
+from .widgets import slider
 
 TAB = "reimagine_refine"
 INHERIT = "Inherit"

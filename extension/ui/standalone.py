@@ -24,9 +24,9 @@ from typing import Any
 import gradio as gr
 
 from ..outputs import save_png
+from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
+from ..runtime.jobs import error_html
 from . import compat
-from .host import MEMORY_MODES, Control, Host, OutputPanel
-from .jobs import error_html
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,10 @@ class StandaloneHost(Host):
             name = f"{number + offset:05d}-{seed}.png" if seed is not None else f"{number + offset:05d}.png"
             paths.append(str(save_png(image, self.outdir / name, text)))
         return paths
+
+    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
+        """A small emoji button with the WebUI's ToolButton look (class ``tool``)."""
+        return gr.Button(symbol, elem_id=elem_id, elem_classes=["tool"])
 
     def gallery_image(self, value: Any, index: int) -> Any:
         """Image ``index`` of the gallery (only files this app wrote or gradio cached are opened)."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .models import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
+from ..loading.discovery import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +231,6 @@ class Host(ABC):
                 )
             return [choice for choice in self._models if choice.kind in kinds]
 
-    def all_models(self) -> list[ModelChoice]:
-        """Every model offered anywhere (unCLIP and SDXL refiner): the API's ``GET /models``."""
-        return self.models(OFFERED_KINDS)
-
     def find(self, name: str | None, kinds: Sequence[str] = UNCLIP_KINDS) -> ModelChoice:
         """The model called ``name`` (a name from :meth:`models`, never a path); ModelLoadError otherwise."""
         choices = self.models(kinds)
@@ -325,7 +321,7 @@ class Host(ABC):
     def _to_device(self, pipe: Any) -> None:
         device = self.device()
         if device is None:
-            from ..precision import pick
+            from ..engine.precision import pick
 
             device = pick().device
         import torch
@@ -338,7 +334,7 @@ class Host(ABC):
 
         if getattr(pipe, "device", None) is not None and torch.device(pipe.device).type != "cpu":
             pipe.to("cpu")
-            from ..loading._common import free_memory
+            from ..loading import free_memory
 
             free_memory()
 
@@ -374,12 +370,15 @@ class Host(ABC):
         """The Skip button."""
         self.control().skip()
 
-    # -- outputs ---------------------------------------------------------------------------------------------------
-    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
-        """A small emoji button (the WebUI's ToolButton look: class ``tool``)."""
-        import gradio as gr
+    def release(self) -> None:
+        """Drop every loaded pipeline and free its memory (Reload UI); the next job loads its model again."""
+        if self._cache is not None:
+            self._cache.clear()
 
-        return gr.Button(symbol, elem_id=elem_id, elem_classes=["tool"])
+    # -- outputs ---------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
+        """A small emoji button (the WebUI's ToolButton look: class ``tool``) in the current gradio context."""
 
     @abstractmethod
     def output_panel(self, tabname: str = "reimagine") -> OutputPanel:
@@ -390,7 +389,7 @@ class Host(ABC):
     def save(self, images: list[Any], infotexts: list[str], info: Any) -> list[Any]:
         """Save finished images (infotext in PNG ``parameters``) as the user's settings say; returns gallery items.
 
-        ``info`` is the run's :class:`extension.ui.jobs.GenerationInfo` (a ``p``-like object)."""
+        ``info`` is the run's :class:`extension.runtime.jobs.GenerationInfo` (a ``p``-like object)."""
 
     @abstractmethod
     def gallery_image(self, value: Any, index: int) -> Any:
