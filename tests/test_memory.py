@@ -15,8 +15,8 @@ import logging
 import pytest
 import torch
 
-from extension import memory
-from extension.memory import Job, MemoryFlags, apply_plan, flags_from_args, plan
+from extension.engine import memory
+from extension.engine.memory import Job, MemoryFlags, apply_plan, flags_from_args, plan
 
 GB = 1024**3
 F = MemoryFlags
@@ -111,7 +111,7 @@ def test_parameter_counts_match_the_bundled_configs():
         CLIPVisionModelWithProjection,
     )
 
-    root = Path(memory.__file__).parent / "configs"
+    root = Path(memory.__file__).parent.parent / "configs"
     folders = {"unclip-h": "unclip-h", "unclip-l": "unclip-l", "refiner": "sdxl-refiner", "base": "sdxl-base"}
     for kind, counts in memory.PARAMS.items():
         for name, count in counts.items():
@@ -310,7 +310,7 @@ def test_sequential_offload_cannot_be_undone_in_place(refiner_pipe):
 
 
 def test_decide_logs_the_plan_at_debug(caplog):
-    with caplog.at_level(logging.DEBUG, logger="extension.memory"):
+    with caplog.at_level(logging.DEBUG, logger="extension.engine.memory"):
         result = memory.decide("cpu", NONE, H768)
     assert result.mode == "cpu"
     assert any("memory plan for unclip-h 768x768 x1: cpu on cpu" in r.getMessage() for r in caplog.records)
@@ -322,8 +322,8 @@ def test_decide_logs_the_plan_at_debug(caplog):
 def test_unclip_decode_retries_an_fp16_overflow_in_fp32(tiny):
     """A half-precision VAE whose decoder overflows (NaN, simulated with a forward hook on the tiny VAE) must still
     give the image an fp32 decode gives — the WebUI's answer to a NaN VAE (A1111 ``modules/devices.py``)."""
+    from extension.engine.unclip import decode
     from extension.loading import load_unclip
-    from extension.reimagine import decode
 
     pipe = load_unclip(tiny.unclip_h.folder)
     latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
@@ -341,3 +341,42 @@ def test_unclip_decode_retries_an_fp16_overflow_in_fp32(tiny):
     assert seen == [torch.float16, torch.float32]
     assert pipe.vae.dtype == torch.float16  # put back afterwards
     assert image.tobytes() == expected.tobytes()
+
+
+def test_loaded_pipelines_use_sdpa_attention(tiny):
+    """Speed where it is free: every attention layer runs PyTorch SDPA (diffusers' ``AttnProcessor2_0``)."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from extension.loading import load_sdxl, load_unclip
+
+    for pipe in (load_unclip(tiny.unclip_h.folder), load_sdxl(tiny.sdxl_refiner.folder, role="refiner")):
+        processors = list(pipe.unet.attn_processors.values()) + list(pipe.vae.attn_processors.values())
+        assert processors and all(isinstance(p, AttnProcessor2_0) for p in processors)
+
+
+# --- the WebUI host follows the flags ---------------------------------------------------------------------------
+
+
+def test_webui_host_reads_the_flags_and_logs_the_plan(webui, caplog):
+    """``--medvram --no-half-vae`` in the WebUI's ``shared.cmd_opts`` reach the plan; one INFO line per job."""
+    import importlib
+    from pathlib import Path
+
+    webui.load_scripts()
+    from modules import shared
+
+    shared.cmd_opts.medvram = True
+    shared.cmd_opts.no_half_vae = True
+    core = importlib.import_module("sd_webui_reimagine.webui.host")
+    host = core.shared_host()
+    flags = host.memory_flags()
+    assert (flags.medvram, flags.no_half_vae, flags.lowvram) == (True, True, False)
+    choice = importlib.import_module("sd_webui_reimagine.loading.discovery").ModelChoice(
+        "m", "unclip-h", "m.safetensors", Path("/models/m.safetensors")
+    )
+    with caplog.at_level(logging.INFO):
+        result = host.memory_plan(choice, "unclip")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sd-webui-reimagine: memory plan")]
+    assert lines == [f"sd-webui-reimagine: memory plan m: {result.describe()}"]
+    # the stand-in's device is the CPU: no GPU to plan for
+    assert result.mode == "cpu"

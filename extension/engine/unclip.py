@@ -117,7 +117,7 @@ def encode_image(pipe: Any, image: Image.Image, fit: str) -> torch.Tensor:
     size = pipe.feature_extractor.crop_size["height"]
     fitted = fit_for_clip(image, size, fit)
     pixels = pipe.feature_extractor(images=fitted, do_resize=False, do_center_crop=False, return_tensors="pt")
-    pixel_values = pixels.pixel_values.to(device=pipe.image_encoder.device, dtype=pipe.image_encoder.dtype)
+    pixel_values = pixels.pixel_values.to(device=pipe._execution_device, dtype=pipe.image_encoder.dtype)
     return pipe.image_encoder(pixel_values).image_embeds
 
 
@@ -175,7 +175,7 @@ def encode_text(pipe: Any, prompt: str, negative_prompt: str, batch: int, guided
     """Prompt embeddings ``[2B or B, T, C]`` (unconditional first when guided)."""
     cond, uncond = pipe.encode_prompt(
         prompt=prompt,
-        device=pipe.unet.device,
+        device=pipe._execution_device,
         num_images_per_prompt=batch,
         do_classifier_free_guidance=guided,
         negative_prompt=negative_prompt,
@@ -278,7 +278,7 @@ def iter_batches(
     """
     request = request.validated()
     width, height = output_size(request, pipe)
-    device = pipe.unet.device
+    device = pipe._execution_device  # the GPU also under CPU offload (the UNet itself may sit in RAM)
     guided = request.cfg_scale > 1.0
     scheduler = make_scheduler(dict(pipe.scheduler.config), request.sampler_name, request.scheduler)
 
@@ -381,7 +381,7 @@ def interpolate(
     settings = replace(settings, seed=seed)
 
     width, height = output_size(settings, pipe)
-    device = pipe.unet.device
+    device = pipe._execution_device  # the GPU also under CPU offload (the UNet itself may sit in RAM)
     guided = settings.cfg_scale > 1.0
     scheduler = make_scheduler(dict(pipe.scheduler.config), settings.sampler_name, settings.scheduler)
     embed_a, embed_b = (encode_image(pipe, image, settings.fit) for image in settings.images)

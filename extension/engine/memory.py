@@ -320,8 +320,8 @@ def apply_plan(pipe: Any, memory_plan: MemoryPlan, device: Any) -> Any:
         pipe.enable_model_cpu_offload(device=torch.device(device))
     elif memory_plan.mode == "sequential_offload":
         pipe.enable_sequential_cpu_offload(device=torch.device(device))
-    else:
-        pipe.to("cpu" if memory_plan.mode == "cpu" else device)
+    else:  # resident, or "cpu" (then ``device`` is the CPU or a non-CUDA device such as MPS: no budget to plan)
+        pipe.to(device)
     _set(pipe, "vae_slicing", memory_plan.vae_slicing)
     _set(pipe, "vae_tiling", memory_plan.vae_tiling)
     pipe._reimagine_memory_plan = memory_plan
