@@ -358,7 +358,7 @@ def encode_image(pipe: Any, image: Image.Image, generator: torch.Generator) -> t
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
     vae = pipe.vae
-    pixels = image_to_pixels(image, pipe.vae_scale_factor).to(vae.device)
+    pixels = image_to_pixels(image, pipe.vae_scale_factor).to(pipe._execution_device)
     moments = vae_guarded(vae, lambda: vae.encode(pixels.to(vae.dtype)).latent_dist.parameters)
     latents = DiagonalGaussianDistribution(moments).sample(generator)
     return latents * vae.config.scaling_factor
@@ -369,7 +369,7 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
     """One VAE decode of scaled latents → pixels in −1…1, NaN-guarded (:func:`vae_guarded`)."""
     vae = pipe.vae
     unscaled = latents / vae.config.scaling_factor
-    return vae_guarded(vae, lambda: vae.decode(unscaled.to(device=vae.device, dtype=vae.dtype)).sample)
+    return vae_guarded(vae, lambda: vae.decode(unscaled.to(device=pipe._execution_device, dtype=vae.dtype)).sample)
 
 
 def pixels_to_images(pipe: Any, pixels: torch.Tensor, size: tuple[int, int] | None = None) -> list[Image.Image]:

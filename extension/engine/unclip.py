@@ -121,7 +121,7 @@ def encode_image(pipe: Any, image: Image.Image, fit: str) -> torch.Tensor:
     size = pipe.feature_extractor.crop_size["height"]
     fitted = fit_for_clip(image, size, fit)
     pixels = pipe.feature_extractor(images=fitted, do_resize=False, do_center_crop=False, return_tensors="pt")
-    pixel_values = pixels.pixel_values.to(device=pipe.image_encoder.device, dtype=pipe.image_encoder.dtype)
+    pixel_values = pixels.pixel_values.to(device=pipe._execution_device, dtype=pipe.image_encoder.dtype)
     return pipe.image_encoder(pixel_values).image_embeds
 
 
@@ -179,7 +179,7 @@ def encode_text(pipe: Any, prompt: str, negative_prompt: str, batch: int, guided
     """Prompt embeddings ``[2B or B, T, C]`` (unconditional first when guided)."""
     cond, uncond = pipe.encode_prompt(
         prompt=prompt,
-        device=pipe.unet.device,
+        device=pipe._execution_device,
         num_images_per_prompt=batch,
         do_classifier_free_guidance=guided,
         negative_prompt=negative_prompt,
@@ -224,8 +224,18 @@ def denoise(
 
 @torch.no_grad()
 def decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
-    """VAE-decode latents to PIL images."""
-    pixels = pipe.vae.decode(latents.to(pipe.vae.dtype) / pipe.vae.config.scaling_factor).sample
+    """VAE-decode latents to PIL images. A half-precision decode that overflows (NaN/inf: a black image) is redone
+    in fp32, as A1111 does with ``--no-half-vae``'s automatic fallback (``modules/devices.py`` ``test_for_nans``)."""
+    vae = pipe.vae
+    unscaled = latents / vae.config.scaling_factor
+    pixels = vae.decode(unscaled.to(vae.dtype)).sample
+    if vae.dtype != torch.float32 and not bool(torch.isfinite(pixels).all()):
+        dtype = vae.dtype
+        vae.to(dtype=torch.float32)
+        try:
+            pixels = vae.decode(unscaled.float()).sample
+        finally:
+            vae.to(dtype=dtype)
     return pipe.image_processor.postprocess(pixels, output_type="pil")
 
 
@@ -272,7 +282,7 @@ def iter_batches(
     """
     request = request.validated()
     width, height = output_size(request, pipe)
-    device = pipe.unet.device
+    device = pipe._execution_device  # the GPU also under CPU offload (the UNet itself may sit in RAM)
     guided = request.cfg_scale > 1.0
     scheduler = make_scheduler(dict(pipe.scheduler.config), request.sampler_name, request.scheduler)
 
@@ -375,7 +385,7 @@ def interpolate(
     settings = replace(settings, seed=seed)
 
     width, height = output_size(settings, pipe)
-    device = pipe.unet.device
+    device = pipe._execution_device  # the GPU also under CPU offload (the UNet itself may sit in RAM)
     guided = settings.cfg_scale > 1.0
     scheduler = make_scheduler(dict(pipe.scheduler.config), settings.sampler_name, settings.scheduler)
     embed_a, embed_b = (encode_image(pipe, image, settings.fit) for image in settings.images)

@@ -305,17 +305,67 @@ class Host(ABC):
         """
         token = None
         pipe = None
+        plan = self.memory_plan(choice, role)
+        offloaded = plan.mode in ("model_offload", "sequential_offload")
         try:
-            token = self.make_room(self.bytes_needed(choice, role))
+            token = self.make_room(plan.estimate if offloaded else self.bytes_needed(choice, role))
             pipe = self.cache.get(role, choice.location, **self.loader_kwargs(role))
-            self._to_device(pipe)
+            pipe = self._place(pipe, plan, choice, role)
             yield pipe
         finally:
             try:
-                if pipe is not None and (token is not None or self.memory_mode() == MEMORY_MODES[1]):
+                if pipe is not None and plan.mode == "model_offload":
+                    pipe.maybe_free_model_hooks()  # the last component used leaves the GPU too
+                elif (
+                    pipe is not None and not offloaded and (token is not None or self.memory_mode() == MEMORY_MODES[1])
+                ):
                     self._offload(pipe)
             finally:
                 self.restore(token)
+
+    def memory_flags(self) -> Any:
+        """The user's / WebUI's memory and precision flags (``extension.engine.memory.MemoryFlags``; none here)."""
+        from ..engine.memory import MemoryFlags
+
+        return MemoryFlags()
+
+    def free_memory_estimate(self) -> int | None:
+        """Free device bytes for the memory plan (None = ask the driver)."""
+        return None
+
+    def memory_plan(self, choice: ModelChoice, role: str, params: dict[str, Any] | None = None) -> Any:
+        """The memory plan for a job with ``choice`` (``extension.engine.memory.decide``), logged at INFO."""
+        from ..engine.memory import decide, job_for
+
+        kind = choice.kind if choice.kind in ("unclip-h", "unclip-l") else role
+        device = self.device()
+        plan = decide(
+            device if device is not None else "cpu",
+            self.memory_flags(),
+            job_for(kind, params),
+            free=self.free_memory_estimate(),
+        )
+        log.info("sd-webui-reimagine: memory plan %s: %s", choice.name, plan.describe())
+        return plan
+
+    def _place(self, pipe: Any, plan: Any, choice: ModelChoice, role: str) -> Any:
+        """Put ``pipe`` where ``plan`` says (``extension.engine.memory.apply_plan``; a pipeline under sequential
+        offload that needs another plan is reloaded)."""
+        from ..engine.memory import apply_plan
+
+        if not hasattr(pipe, "enable_model_cpu_offload"):  # not a diffusers pipeline (test doubles)
+            self._to_device(pipe)
+            return pipe
+        device = self.device()
+        if device is None:
+            from ..engine.precision import pick
+
+            device = pick().device
+        try:
+            return apply_plan(pipe, plan, device)
+        except ValueError:
+            self.cache.unload(role, choice.location, **self.loader_kwargs(role))
+            return apply_plan(self.cache.get(role, choice.location, **self.loader_kwargs(role)), plan, device)
 
     def _to_device(self, pipe: Any) -> None:
         device = self.device()

@@ -242,6 +242,26 @@ class WebUIHost(Host):
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
 
+    def memory_flags(self) -> Any:
+        """``--medvram``/``--lowvram``/``--no-half-vae``... (A1111 ``shared.cmd_opts``; Forge also ``backend.args``)."""
+        from modules import shared
+
+        from ..engine.memory import flags_from_args
+
+        forge_args = None
+        if self.forge:
+            with contextlib.suppress(Exception):
+                from backend.args import args as forge_args
+        return flags_from_args(shared.cmd_opts, forge_args)
+
+    def free_memory_estimate(self) -> int | None:
+        """Forge: its own estimate (``memory_management.get_free_memory``: driver free + torch's reserved-unused)."""
+        if not self.forge or self.free_device_memory() is None:
+            return None
+        from backend import memory_management
+
+        return int(memory_management.get_free_memory(self.device()))
+
     def make_room(self, needed: int) -> Any:
         """Move the WebUI's model off the GPU only when our run would not fit next to it."""
         free = self.free_device_memory()
@@ -250,6 +270,12 @@ class WebUIHost(Host):
         if self.forge:
             from backend import memory_management
 
+            # Forge's own way first: unload its models, last loaded first, until ``needed`` bytes are free
+            # (backend/memory_management.py free_memory(memory_required, device)); everything only if that was short
+            memory_management.free_memory(needed, self.device())
+            after = self.free_device_memory()
+            if after is not None and after >= needed:
+                return FORGE_UNLOADED
             memory_management.unload_all_models()
             memory_management.soft_empty_cache()
             return FORGE_UNLOADED  # Forge loads its models back on demand; ours must leave the GPU after the run
