@@ -73,7 +73,7 @@ class Tab:
     def __init__(self, site: StubWebUI, is_img2img: bool = False) -> None:
         self.runner = site.script_runner(is_img2img)
         with gr.Blocks():
-            self.runner.setup_ui()
+            importlib.import_module("modules.ui").create_script_sections(self.runner)
         self.script = next(s for s in self.runner.alwayson_scripts if s.title() == "Refiner post-pass")
 
     def args(self, values: dict[str, Any] | list[Any] | None = None, **named: Any) -> list[Any]:
