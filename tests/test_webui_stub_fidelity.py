@@ -17,6 +17,8 @@ SCRIPTS = textwrap.dedent(
     from modules import scripts
 
     class _Base(scripts.Script):
+        def title(self):
+            return "base"
         def show(self, is_img2img):
             return scripts.AlwaysVisible
         def ui(self, is_img2img):
@@ -86,7 +88,16 @@ def test_hires_fix_doubles_the_job_count_and_counts_the_first_pass(webui: StubWe
             return lambda *a, **k: seen.append((name, shared.state.job_no, shared.state.job_count))
 
     p = processing.StableDiffusionProcessingTxt2Img(
-        prompt="x", steps=2, width=64, height=64, n_iter=2, enable_hr=True, hr_scale=1.0, do_not_save_samples=True
+        prompt="x",
+        steps=2,
+        width=64,
+        height=64,
+        n_iter=2,
+        enable_hr=True,
+        hr_scale=1.0,
+        do_not_save_samples=True,
+        outpath_samples=str(webui.outputs_dir),
+        outpath_grids=str(webui.outputs_dir),
     )
     p.scripts, p.script_args = Runner(), ()
     shared.state.begin(job="t")

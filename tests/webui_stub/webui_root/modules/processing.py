@@ -295,7 +295,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         if state.interrupted:
             return samples
         self.is_hr_pass = True
-        decoded = decode_first_stage(self.sd_model, samples)
+        decoded = torch.stack(decode_latent_batch(self.sd_model, samples, check_for_nans=True)).float()  # :1355
         upscaled = F.interpolate(decoded, size=(self.hr_upscale_to_y, self.hr_upscale_to_x), mode="nearest")
         state.nextjob()
         if self.scripts is not None:
@@ -534,6 +534,22 @@ def decode_first_stage(model, x):
     return F.interpolate(x[:, :3].float().tanh(), scale_factor=8, mode="nearest")
 
 
+def decode_latent_batch(model, batch, target_device=None, check_for_nans=False):
+    """One VAE decode per image (processing.py:625-671; F: :628), NaN checks on the latents and each decoded image
+    (the real one retries the VAE in another dtype on a NaN when the auto-precision setting is on: not imitated)."""
+    samples = DecodedSamples()
+    if check_for_nans:
+        devices.test_for_nans(batch, "unet")
+    for i in range(batch.shape[0]):
+        sample = decode_first_stage(model, batch[i : i + 1])[0]
+        if check_for_nans:
+            devices.test_for_nans(sample, "vae")
+        if target_device is not None:
+            sample = sample.to(target_device)
+        samples.append(sample)
+    return samples
+
+
 def process_images(p: StableDiffusionProcessing) -> Processed:
     """Run a generation through the hooks (see module docstring); restores ``override_settings`` afterwards."""
     if p.scripts is not None:
@@ -635,7 +651,8 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if getattr(samples_ddim, "already_decoded", False):
                 x_samples_ddim = samples_ddim
             else:
-                x_samples_ddim = list(decode_first_stage(p.sd_model, samples_ddim))
+                devices.test_for_nans(samples_ddim, "unet")  # real: processing.py:998 (F: :1006)
+                x_samples_ddim = decode_latent_batch(p.sd_model, samples_ddim, target_device=None, check_for_nans=True)
 
             x_samples_ddim = torch.stack(list(x_samples_ddim)).float()
             x_samples_ddim = torch.clamp((x_samples_ddim + 1.0) / 2.0, min=0.0, max=1.0)

@@ -99,6 +99,10 @@ class DropdownEditable(FormComponent, gr.Dropdown):
         return "dropdown"
 
 
+class _accordion_counter:  # noqa: N801 -- stand-in only: the id counter both flavours share
+    global_index = 0
+
+
 class InputAccordionImpl(gr.Checkbox):
     """A gr.Accordion that can be used as an input - returns True if open, False if closed.
 
@@ -113,8 +117,8 @@ class InputAccordionImpl(gr.Checkbox):
             return
         self.accordion_id = kwargs.get("elem_id")
         if self.accordion_id is None:
-            self.accordion_id = f"input-accordion-{InputAccordionImpl.global_index}"
-            InputAccordionImpl.global_index += 1
+            self.accordion_id = f"input-accordion-{_accordion_counter.global_index}"
+            _accordion_counter.global_index += 1
 
         kwargs_checkbox = {**kwargs, "elem_id": f"{self.accordion_id}-checkbox", "visible": False}
         super().__init__(value=value, **kwargs_checkbox)
@@ -164,4 +168,4 @@ else:
         def __init__(self, value, **kwargs):
             super().__init__(value=value, setup=True, **kwargs)
 
-    del InputAccordionImpl  # A1111 has no such name
+    del InputAccordionImpl  # A1111 has no such name (its class is InputAccordion itself)
