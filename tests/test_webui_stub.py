@@ -264,7 +264,7 @@ def test_process_images_runs_hooks_in_webui_order(each_webui: StubWebUI, tmp_pat
     assert len(list((tmp_path / "grids").rglob("*.png"))) == 1
     saved = sorted((tmp_path / "samples").rglob("*.png"))
     assert len(saved) == 2 and Image.open(saved[0]).getpixel((0, 0)) == (0, 0, 255)  # the replaced image is saved
-    assert p.sd_model.decode_calls == 1
+    assert p.sd_model.decode_calls == 2  # decode_latent_batch: one VAE decode per image (processing.py:631)
 
     calls.clear()
     hires = processing.StableDiffusionProcessingTxt2Img(

@@ -194,11 +194,35 @@ class StubWebUI:
         return path
 
 
+GRADIO_MAJOR_OF = {"a1111": 3, "forge": 4}
+"""The gradio each WebUI ships (A1111 v1.10.1: 3.41.2; Forge: 4.40.0): a flavour never runs on the other one."""
+
+
+def installed_gradio_major() -> int | None:
+    """Major version of the gradio installed here, or None without gradio."""
+    import importlib.metadata
+
+    try:
+        return int(importlib.metadata.version("gradio").split(".")[0])
+    except Exception:
+        return None
+
+
+def skip_impossible_pair(flavour: str) -> None:
+    """Skip the test when ``flavour`` never runs on this environment's gradio (Forge on 3.x, A1111 on 4.x)."""
+    major = installed_gradio_major()
+    if major is not None and major != GRADIO_MAJOR_OF[flavour]:
+        pytest.skip(f"{flavour} never runs on gradio {major}.x (it ships gradio {GRADIO_MAJOR_OF[flavour]}.x)")
+
+
 @pytest.fixture
 def webui(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StubWebUI]:
     """The WebUI stand-in for one test: the environment's WebUI (a1111 env: A1111, forge env: Forge) unless
-    parametrized indirectly with ``"a1111"``/``"forge"``."""
-    stub = StubWebUI(tmp_path / "webui", getattr(request, "param", None))
+    parametrized indirectly with ``"a1111"``/``"forge"`` (skipped where that WebUI never runs on this gradio)."""
+    flavour = getattr(request, "param", None)
+    if flavour is not None:
+        skip_impossible_pair(flavour)
+    stub = StubWebUI(tmp_path / "webui", flavour)
     stub.activate()
     try:
         yield stub
@@ -208,7 +232,9 @@ def webui(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StubWebUI]
 
 @pytest.fixture(params=FLAVOURS)
 def each_webui(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StubWebUI]:
-    """The WebUI stand-in, once as A1111 and once as Forge."""
+    """The WebUI stand-in, once as A1111 and once as Forge; the pair that never exists with this environment's
+    gradio (Forge on 3.41, A1111 on 4.40) is skipped, so each flavour runs in its own environment."""
+    skip_impossible_pair(request.param)
     stub = StubWebUI(tmp_path / "webui", request.param)
     stub.activate()
     try:

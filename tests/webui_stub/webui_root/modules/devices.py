@@ -43,24 +43,6 @@ def torch_gc() -> None:
         torch.cuda.ipc_collect()
 
 
-class NansException(Exception):
-    """devices.py: raised by :func:`test_for_nans`."""
-
-
-def test_for_nans(x, where: str) -> None:
-    """As the real one (A1111 and Forge ``modules/devices.py``): unless ``--disable-nan-check``, a tensor that is all
-    NaN raises :class:`NansException` (the generation is lost)."""
-    import torch
-
-    from modules import shared
-
-    if getattr(shared.cmd_opts, "disable_nan_check", False):
-        return
-    if not torch.all(torch.isnan(x)).item():
-        return
-    raise NansException(f"A tensor with all NaNs was produced in {where.capitalize()}.")
-
-
 def autocast(disable: bool = False):
     return contextlib.nullcontext()
 
@@ -87,3 +69,28 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'modules.devices' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+class NansException(Exception):
+    pass
+
+
+def test_for_nans(x, where):
+    """Raise ``NansException`` when the first element of ``x`` is NaN (devices.py:242-265; same in Forge), unless
+    ``--disable-nan-check``."""
+    import torch
+
+    from modules import shared
+
+    if getattr(shared.cmd_opts, "disable_nan_check", False):
+        return
+    if not torch.isnan(x[(0,) * len(x.shape)]):
+        return
+    if where == "unet":
+        message = "A tensor with NaNs was produced in Unet."
+    elif where == "vae":
+        message = "A tensor with NaNs was produced in VAE."
+    else:
+        message = "A tensor with NaNs was produced."
+    message += " Use --disable-nan-check commandline argument to disable this check."
+    raise NansException(message)

@@ -55,6 +55,9 @@ def patch() -> None:
 
 def unpatch() -> None:
     global _original_init, _original_create_or_modify_pyi
+    from modules import ui_tempdir
+
+    ui_tempdir.uninstall()
     if _original_create_or_modify_pyi is not None:
         from gradio import component_meta
 
@@ -69,3 +72,7 @@ _original_create_or_modify_pyi = None
 
 
 patch()
+
+from modules import ui_tempdir  # noqa: E402 -- as the WebUI: gradio_extensons installs the temp-file override
+
+ui_tempdir.install_ui_tempdir_override()

@@ -271,6 +271,15 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             if self.hr_upscaler is not None:
                 self.extra_generation_params["Hires upscaler"] = self.hr_upscaler
 
+    def init(self, all_prompts, all_seeds, all_subseeds):
+        """With Hires fix every batch is two jobs: ``state.job_count`` doubles once per generation (A1111
+        processing.py:1290-1299, Forge :1325-1334; the total-tqdm update is not imitated)."""
+        if self.enable_hr and not state.processing_has_refined_job_count:
+            if state.job_count == -1:
+                state.job_count = self.n_iter
+            state.job_count = state.job_count * 2
+            state.processing_has_refined_job_count = True
+
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
         import torch
         import torch.nn.functional as F
@@ -278,11 +287,19 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         latents = super().sample(conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts)
         if not self.enable_hr or state.interrupted:
             return latents
+        return self.sample_hr_pass(latents, None, seeds, subseeds, subseed_strength, prompts, torch=torch, F=F)
+
+    def sample_hr_pass(self, samples, decoded_samples, seeds, subseeds, subseed_strength, prompts, *, torch, F):
+        """As the real ``sample_hr_pass`` (A1111 processing.py:1364-1450): ``is_hr_pass``, upscale, then
+        ``state.nextjob()`` (the first pass counts as one job), then ``before_hr``; the second pass is an upscale."""
+        if state.interrupted:
+            return samples
+        self.is_hr_pass = True
+        decoded = torch.stack(decode_latent_batch(self.sd_model, samples, check_for_nans=True)).float()  # :1355
+        upscaled = F.interpolate(decoded, size=(self.hr_upscale_to_y, self.hr_upscale_to_x), mode="nearest")
+        state.nextjob()
         if self.scripts is not None:
             self.scripts.before_hr(self)
-        decoded = decode_first_stage(self.sd_model, latents)
-        upscaled = F.interpolate(decoded, size=(self.hr_upscale_to_y, self.hr_upscale_to_x), mode="nearest")
-        self.is_hr_pass = True
         return DecodedSamples(torch.unbind(upscaled))
 
 
@@ -517,6 +534,22 @@ def decode_first_stage(model, x):
     return F.interpolate(x[:, :3].float().tanh(), scale_factor=8, mode="nearest")
 
 
+def decode_latent_batch(model, batch, target_device=None, check_for_nans=False):
+    """One VAE decode per image (processing.py:625-671; F: :628), NaN checks on the latents and each decoded image
+    (the real one retries the VAE in another dtype on a NaN when the auto-precision setting is on: not imitated)."""
+    samples = DecodedSamples()
+    if check_for_nans:
+        devices.test_for_nans(batch, "unet")
+    for i in range(batch.shape[0]):
+        sample = decode_first_stage(model, batch[i : i + 1])[0]
+        if check_for_nans:
+            devices.test_for_nans(sample, "vae")
+        if target_device is not None:
+            sample = sample.to(target_device)
+        samples.append(sample)
+    return samples
+
+
 def process_images(p: StableDiffusionProcessing) -> Processed:
     """Run a generation through the hooks (see module docstring); restores ``override_settings`` afterwards."""
     if p.scripts is not None:
@@ -577,6 +610,8 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
         )
 
     with torch.no_grad():
+        p.init(p.all_prompts, p.all_seeds, p.all_subseeds)  # real: processing.py:921, before the job count
+
         if state.job_count == -1:
             state.job_count = p.n_iter
 
@@ -616,8 +651,8 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if getattr(samples_ddim, "already_decoded", False):
                 x_samples_ddim = samples_ddim
             else:
-                devices.test_for_nans(samples_ddim, "unet")  # real: processing.py, right after post_sample
-                x_samples_ddim = list(decode_first_stage(p.sd_model, samples_ddim))
+                devices.test_for_nans(samples_ddim, "unet")  # real: processing.py:998 (F: :1006)
+                x_samples_ddim = decode_latent_batch(p.sd_model, samples_ddim, target_device=None, check_for_nans=True)
 
             x_samples_ddim = torch.stack(list(x_samples_ddim)).float()
             x_samples_ddim = torch.clamp((x_samples_ddim + 1.0) / 2.0, min=0.0, max=1.0)

@@ -315,6 +315,28 @@ def load_scripts() -> None:
     scripts_img2img = ScriptRunner()
 
 
+def _api_info(script, controls):
+    """What ``/sdapi/v1/script-info`` lists for a script (scripts.py:651-681): each control's label, value and
+    range/choices (a choice given as a tuple counts by its first item)."""
+    import modules.api.models as api_models
+
+    api_args = []
+    for control in controls:
+        control.custom_script_source = os.path.basename(script.filename or "")
+        arg_info = api_models.ScriptArg(label=getattr(control, "label", None) or "")
+        for field in ("value", "minimum", "maximum", "step"):
+            v = getattr(control, field, None)
+            if v is not None:
+                setattr(arg_info, field, v)
+        choices = getattr(control, "choices", None)
+        if choices is not None:
+            arg_info.choices = [x[0] if isinstance(x, tuple) else x for x in choices]
+        api_args.append(arg_info)
+    return api_models.ScriptInfo(
+        name=script.name, is_img2img=script.is_img2img, is_alwayson=script.alwayson, args=api_args
+    )
+
+
 class ScriptRunner:
     """The scripts of one tab (txt2img or img2img) and the hook dispatch used by ``processing.process_images``."""
 
@@ -358,37 +380,59 @@ class ScriptRunner:
                 self.scripts.append(script)
                 self.selectable_scripts.append(script)
 
+    def prepare_ui(self):
+        self.inputs = [None]
+
     def create_script_ui(self, script):
         """Build the script's UI in the current gradio context and give it its slice of ``p.script_args``."""
-        import gradio as gr
-
-        script.name = script.title().lower()
         script.args_from = len(self.inputs)
         script.args_to = len(self.inputs)
-        if script.alwayson and script.create_group:
-            with gr.Group(visible=True) as group:
-                controls = script.ui(script.is_img2img)
-            script.group = group
-        else:
-            controls = script.ui(script.is_img2img)
+        controls = script.ui(script.is_img2img)
+        script.controls = controls
         if controls is None:
             return
-        script.controls = controls
-        self.inputs += controls
-        script.args_to = len(self.inputs)
+        script.name = script.title().lower()
+        script.api_info = _api_info(script, controls)
         if script.infotext_fields is not None:
             self.infotext_fields += script.infotext_fields
         if script.paste_field_names is not None:
             self.paste_field_names += script.paste_field_names
+        self.inputs += controls
+        script.args_to = len(self.inputs)
+
+    def setup_ui_for_section(self, section, scriptlist=None):
+        """The always-on scripts whose ``section`` is ``section`` (A1111 scripts.py:689-703). F: sorted by
+        ``sorting_priority`` first (stable sort; F:scripts.py:699-715). ``modules.ui`` calls it once per UI
+        category (``modules.ui.create_script_sections`` here)."""
+        import gradio as gr
+
+        if scriptlist is None:
+            scriptlist = self.alwayson_scripts
+        if _stub.is_forge():
+            scriptlist = sorted(scriptlist, key=lambda x: x.sorting_priority)
+        for script in scriptlist:
+            if script.alwayson and script.section != section:
+                continue
+            if script.create_group:
+                with gr.Group(visible=script.alwayson) as group:
+                    self.create_script_ui(script)
+                script.group = group
+            else:
+                self.create_script_ui(script)
 
     def setup_ui(self):
-        """Create every script's UI (call inside ``gr.Blocks()``): selectable first, then always-visible."""
+        """The "scripts" category (scripts.py:708-718): always-on scripts without a section, the Script dropdown
+        (``inputs[0]``), then the selectable scripts. Scripts with a section are placed by ``setup_ui_for_section``."""
+        import gradio as gr
+
         self.titles = [script.title() for script in self.selectable_scripts]
-        self.title_map = {title.lower(): script for title, script in zip(self.titles, self.selectable_scripts)}
-        for script in self.selectable_scripts:
-            self.create_script_ui(script)
-        for script in self.alwayson_scripts:
-            self.create_script_ui(script)
+        self.title_map = {script.title().lower(): script for script in self.scripts}
+        self.setup_ui_for_section(None)
+        dropdown = gr.Dropdown(
+            label="Script", elem_id="script_list", choices=["None", *self.titles], value="None", type="index"
+        )
+        self.inputs[0] = dropdown
+        self.setup_ui_for_section(None, self.selectable_scripts)
         return self.inputs
 
     def default_script_args(self) -> list:

@@ -13,6 +13,7 @@ cmd_opts = argparse.Namespace(
     ckpt_dir=None,
     vae_dir=None,
     no_half=False,
+    disable_nan_check=False,
     no_half_vae=False,
     precision="autocast",
     upcast_sampling=False,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from modules import gradio_extensons
+from modules import _stub, gradio_extensons
 
 _JS = "_js" if gradio_extensons.GRADIO_MAJOR < 4 else "js"
 _FORM = getattr(gr.components, "Form", None) or gr.layouts.Form
@@ -99,7 +99,11 @@ class DropdownEditable(FormComponent, gr.Dropdown):
         return "dropdown"
 
 
-class InputAccordion(gr.Checkbox):
+class _accordion_counter:  # noqa: N801 -- stand-in only: the id counter both flavours share
+    global_index = 0
+
+
+class InputAccordionImpl(gr.Checkbox):
     """A gr.Accordion that can be used as an input - returns True if open, False if closed.
 
     Actually just a hidden checkbox, but creates an accordion that follows and is followed by the state of the checkbox.
@@ -107,14 +111,17 @@ class InputAccordion(gr.Checkbox):
 
     global_index = 0
 
-    def __init__(self, value, **kwargs):
+    def __init__(self, value=None, setup=False, **kwargs):
+        if not setup:  # F: gradio 4 re-creates components (e.g. from a config) without the accordion
+            super().__init__(value=value, **kwargs)
+            return
         self.accordion_id = kwargs.get("elem_id")
         if self.accordion_id is None:
-            self.accordion_id = f"input-accordion-{InputAccordion.global_index}"
-            InputAccordion.global_index += 1
+            self.accordion_id = f"input-accordion-{_accordion_counter.global_index}"
+            _accordion_counter.global_index += 1
 
         kwargs_checkbox = {**kwargs, "elem_id": f"{self.accordion_id}-checkbox", "visible": False}
-        super().__init__(value, **kwargs_checkbox)
+        super().__init__(value=value, **kwargs_checkbox)
 
         self.change(
             fn=None,
@@ -144,3 +151,21 @@ class InputAccordion(gr.Checkbox):
 
     def get_block_name(self):
         return "checkbox"
+
+
+if _stub.is_forge():
+
+    def InputAccordion(value=None, **kwargs):  # noqa: N802 -- the WebUI's name
+        """F: a factory function, not a class (F:ui_components.py:169-170): ``isinstance(x, InputAccordion)`` and
+        subclassing fail on Forge; check ``InputAccordionImpl`` / ``gr.Checkbox`` instead."""
+        return InputAccordionImpl(value=value, setup=True, **kwargs)
+
+else:
+
+    class InputAccordion(InputAccordionImpl):
+        """A1111: the class itself (ui_components.py:96-145); stand-in built on the shared implementation."""
+
+        def __init__(self, value, **kwargs):
+            super().__init__(value=value, setup=True, **kwargs)
+
+    del InputAccordionImpl  # A1111 has no such name (its class is InputAccordion itself)
