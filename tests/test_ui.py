@@ -543,14 +543,14 @@ def test_zh_cn_translates_every_string(tmp_path: Path) -> None:
     texts |= {webui_tab.SEND_TOOLTIP, webui_tab.SEND_LABEL, *webui_tab.SETTING_LABELS.values(), *MEMORY_MODES}
     texts |= {f"({info})" for info in webui_tab.SETTING_INFOS.values()} | set(NOISE_PRESETS)
     # the refiner post-pass accordion in txt2img / img2img (built only inside the WebUI)
-    from extension.params import REFINER
-    from extension.webui import refiner as hook
+    from extension.params import REFINER, REFINER_SAME_SAMPLER, REFINER_SAME_SCHEDULER
+    from extension.webui.refiner import controls as hook
 
     texts |= {
         hook.LABEL,
         hook.INFO,
-        hook.SAME_SAMPLER,
-        hook.SAME_SCHEDULER,
+        REFINER_SAME_SAMPLER,
+        REFINER_SAME_SCHEDULER,
         hook.CFG_LABEL,
         *hook.PLACEHOLDERS.values(),
     }

@@ -118,7 +118,7 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
         # for files outside its cache, and Forge serves saved outputs from outputs/) and no gr.State in events that
         # run JavaScript (gradio 4.40 shifts every later argument by one around a State input).
         c["selected"] = gr.Number(value=0, precision=0, visible=False, elem_id=f"{TAB}_selected_index")
-        c["show_selected"] = gr.Button(elem_id=f"{TAB}_generation_info_button", elem_classes=["reimagine-hidden"])
+        c["show_selected"] = gr.Button("", elem_id=f"{TAB}_generation_info_button", elem_classes=["reimagine-hidden"])
 
         with gr.Row(elem_id=f"{TAB}_toprow", elem_classes=["reimagine-toprow"]):
             with gr.Column(scale=6, elem_id=f"{TAB}_prompt_container"):
