@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
     from ..engine.refiner import RefineRequest, refine
     from ..loading import load_sdxl
+    from ..loading.defaults import default_model
     from ..outputs import read_infotext, save_png
 
     inputs = input_images(args.images)
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     request(jobs[0][0]).resolved()  # check every value (and the sampler/schedule pair) before the slow load
 
-    pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
+    model = args.model or default_model("refiner", args.models_dir, config_root=args.config_root)
+    pipe = load_sdxl(model, role="refiner", config_root=args.config_root, device=args.device)
     with progress_bar(len(jobs), "refine") as advance:
         for src, dst in jobs:
             result = refine(pipe, request(src), progress=advance)
