@@ -70,3 +70,54 @@ def _is_float(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+CHUNK = 75  # tokens per chunk, without BOS/EOS (the WebUI's chunk length)
+
+
+def chunk_tokens(
+    runs: list[tuple[list[int], float]],
+    *,
+    bos: int,
+    eos: int,
+    pad: int,
+    comma: int | None = None,
+    comma_backtrack: int = 20,
+) -> list[tuple[list[int], list[float]]]:
+    """Token ids with weights cut into 77-token chunks the WebUI's way: 75 tokens each, wrapped in BOS/EOS and padded
+    with ``pad``; a BREAK run (weight -1) starts a new chunk; a full chunk ending at most ``comma_backtrack`` tokens
+    after a comma is cut after that comma (Settings → "Increase coherency by padding from the last comma", default
+    20), the rest moves to the next chunk. An empty prompt is one chunk."""
+    chunks: list[tuple[list[int], list[float]]] = []
+    tokens: list[int] = []
+    weights: list[float] = []
+    last_comma = -1
+
+    def close() -> None:
+        nonlocal tokens, weights, last_comma
+        fill = CHUNK - len(tokens)
+        chunks.append(([bos, *tokens, *[pad] * fill, eos], [1.0, *weights, *[1.0] * fill, 1.0]))
+        tokens, weights, last_comma = [], [], -1
+
+    for ids, weight in runs:
+        if weight == BREAK_WEIGHT:
+            close()
+            continue
+        for token in ids:
+            if comma is not None and token == comma:
+                last_comma = len(tokens)
+            elif (
+                comma_backtrack and len(tokens) == CHUNK and last_comma != -1 and CHUNK - last_comma <= comma_backtrack
+            ):
+                cut = last_comma + 1
+                rest_t, rest_w = tokens[cut:], weights[cut:]
+                tokens, weights = tokens[:cut], weights[:cut]
+                close()
+                tokens, weights = rest_t, rest_w
+            if len(tokens) == CHUNK:
+                close()
+            tokens.append(token)
+            weights.append(weight)
+    if tokens or not chunks:
+        close()
+    return chunks
