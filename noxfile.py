@@ -50,7 +50,7 @@ nox.options.error_on_missing_interpreters = True
 A1111_TORCH = ["torch==2.1.2", "torchvision==0.16.2"]
 FORGE_TORCH = ["torch==2.3.1", "torchvision==0.18.1"]
 LATEST_TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
-TEST_TOOLS = ["pytest==8.3.3", "pytest-timeout==2.3.1", "playwright==1.48.0"]
+TEST_TOOLS = ["pytest==8.3.3", "pytest-timeout==2.3.1", "playwright==1.48.0", "setuptools>=64", "wheel"]
 
 # Both WebUIs pin torchsde==0.2.6 (the DPM++ SDE samplers); scipy is its dependency.
 WEBUI_COMMON = ["torchsde==0.2.6", "scipy==1.11.4"]

@@ -28,10 +28,16 @@ examples:
 """
 
 
+# Installed with pip the package is `sd_webui_reimagine` and the command `sd-reimagine` (pyproject.toml).
+PROG = "python -m extension" if __name__.startswith("extension.") else "sd-reimagine"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="python -m extension", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG,
+        description=DESCRIPTION.replace("python -m extension", PROG),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

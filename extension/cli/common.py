@@ -59,7 +59,10 @@ def add_param(parser: argparse.ArgumentParser, param: Param, *flags: str, **over
 
 def model_options(parser: argparse.ArgumentParser, model_help: str) -> None:
     """``--model``, ``--out``, ``--overwrite``, ``--device``, ``--config-root``."""
-    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument(
+        "--model", default=None, help=f"{model_help} (default: the only one in --models-dir, else the hub)"
+    )
+    parser.add_argument("--models-dir", type=Path, default=None, help="folder searched when --model is not given")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda, cuda:1, cpu (default: best)")

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
     from ..engine.refiner import RefineRequest, refine
     from ..loading import load_sdxl
+    from ..loading.defaults import default_model
     from ..outputs import read_infotext, save_png
 
     inputs = input_images(args.images)
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise ReimagineError("none of the inputs could be read (see above)")
     prepare_out(args.out)
 
-    pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
+    model = args.model or default_model("refiner", args.models_dir, config_root=args.config_root)
+    pipe = load_sdxl(model, role="refiner", config_root=args.config_root, device=args.device)
     written = 0
     with progress_bar(len(jobs) - len(skipped), "refine") as advance:
         for src, dst in jobs:

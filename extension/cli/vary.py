@@ -99,8 +99,10 @@ def _settings(args: argparse.Namespace):
 
 def _load_unclip(args: argparse.Namespace):
     from ..loading import load_unclip
+    from ..loading.defaults import default_model
 
-    return load_unclip(args.model, config_root=args.config_root, karlo_stats=args.karlo_stats, device=args.device)
+    model = args.model or default_model("unclip", args.models_dir, config_root=args.config_root)
+    return load_unclip(model, config_root=args.config_root, karlo_stats=args.karlo_stats, device=args.device)
 
 
 def _weights(text: str | None, count: int) -> list[float] | None:
