@@ -109,8 +109,15 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from extension.refine import RefineRequest, decode_latents, encode_image, planned_steps, refine, schedule_length
-    from extension.samplers import make_scheduler
+    from extension.engine.refiner import (
+        RefineRequest,
+        decode_latents,
+        encode_image,
+        planned_steps,
+        refine,
+        schedule_length,
+    )
+    from extension.engine.samplers import make_scheduler
 
     if args.threads or args.clock == "cpu":
         torch.set_num_threads(args.threads or 1)

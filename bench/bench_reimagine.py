@@ -58,7 +58,7 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from extension.reimagine import VariationRequest, generate, native_size
+    from extension.engine.unclip import VariationRequest, generate, native_size
 
     pipe = _pipe(args)
     pipe.set_progress_bar_config(disable=True)

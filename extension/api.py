@@ -237,7 +237,7 @@ def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_variations(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
-    from .reimagine import VariationRequest, generate
+    from .engine.unclip import VariationRequest, generate
 
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
     images = _images(values, (1, MAX_IMAGES))
@@ -252,7 +252,7 @@ def _run_variations(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_interpolate(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
-    from .reimagine import InterpolationRequest, VariationRequest, interpolate
+    from .engine.unclip import InterpolationRequest, VariationRequest, interpolate
 
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
     image_a, image_b = _images(values, (2, 2))
@@ -268,7 +268,7 @@ def _run_interpolate(backend: Backend, values: dict[str, Any]) -> dict[str, Any]
 
 
 def _run_refine(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
-    from .refine import BaseSettings, RefineRequest, refine
+    from .engine.refiner import BaseSettings, RefineRequest, refine
 
     model = find_model(backend, values.pop("model", None), ("sdxl-refiner",))
     images = _images(values, (1, MAX_IMAGES))

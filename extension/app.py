@@ -2,13 +2,13 @@
 
 ``python -m extension serve [--port N] [--models-dir DIR]`` calls :func:`serve`. :func:`start` returns the running
 app (gradio ``demo``, its FastAPI ``app`` and the :class:`StandaloneHost`), so callers and tests can add routes
-(the REST API) or drive it; routes hooked in :data:`ON_APP_STARTED` are added to every app started here.
+(the REST API, always added here) or drive it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STYLE_FILES = (ROOT / "style.css", Path(__file__).resolve().parent / "ui" / "standalone.css")
 SCRIPT_FILE = ROOT / "javascript" / "reimagine.js"
 TITLE = "Reimagine"
-
-ON_APP_STARTED: list[Callable[[Any, Any, Any], None]] = []
-"""Callbacks ``cb(demo, app, host)`` run after launch, before serving requests (the REST API is added after them)."""
 
 
 @dataclass
@@ -101,8 +98,6 @@ def start(
         inbrowser=False,
         share=False,
     )
-    for callback in ON_APP_STARTED:
-        callback(demo, app, host)
     add_routes(app, host)  # the REST API
     return Running(demo=demo, app=app, host=host, url=local_url)
 

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from extension import infotext
-from extension.cli import Job, _requests, main
+from extension.cli import main
+from extension.cli.vary import Job, batch_requests
 from extension.outputs import read_infotext
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +44,10 @@ def test_help_runs_as_a_module():
         [sys.executable, "-m", "extension", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert completed.returncode == 0
-    for command in ("vary", "interpolate", "serve"):
-        assert command in completed.stdout
+    # the subcommand list after "positional arguments" (the examples above it also mention every command)
+    listed = completed.stdout.split("positional arguments")[1]
+    commands = {line.split()[0] for line in listed.splitlines() if line.startswith("    ") and line.split()}
+    assert {"vary", "interpolate", "serve", "refine"} <= commands, completed.stdout
 
 
 def test_vary_folder_writes_pngs_with_infotext_and_resumes(tiny, inputs, tmp_path, capsys):
@@ -151,5 +154,5 @@ def test_module_entry_point_end_to_end(tiny, inputs, tmp_path):
 
 def test_missing_outputs_become_few_requests():
     todo = [Job(Path(f"{i}.png"), i) for i in (0, 1, 2, 3, 4, 7, 9, 10)]
-    grouped = [([job.seed_offset for job in jobs], n_iter, size) for jobs, n_iter, size in _requests(todo, 2)]
+    grouped = [([job.seed_offset for job in jobs], n_iter, size) for jobs, n_iter, size in batch_requests(todo, 2)]
     assert grouped == [([0, 1, 2, 3], 2, 2), ([4], 1, 1), ([7], 1, 1), ([9, 10], 1, 2)]

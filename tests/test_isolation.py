@@ -201,3 +201,91 @@ def test_stub_is_removed_after_a_test() -> None:
     assert "modules" not in sys.modules
     assert CORE not in sys.modules
     assert str(WEBUI_ROOT) not in sys.path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The import graph, read from the source (AST), relative imports resolved: the layering README "How it is built" states.
+
+PACKAGES = ("engine", "loading", "runtime", "cli", "ui", "webui")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` for every import in the file (function-level ones too), relative ones made absolute."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[: len(base) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.append((module, [alias.name for alias in node.names]))
+    return found
+
+
+def _core_files() -> list[Path]:
+    return sorted((REPO_ROOT / "extension").rglob("*.py"))
+
+
+def _package_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "extension" and len(parts) > 1 and parts[1] in PACKAGES else None
+
+
+def test_no_import_cycle_between_the_packages() -> None:
+    graph: dict[str, set[str]] = {package: set() for package in PACKAGES}
+    for path in _core_files():
+        source = _package_of(_module_name(path))
+        for module, names in _imports(path):
+            targets = {_package_of(module)} | {_package_of(f"{module}.{name}") for name in names}
+            graph.setdefault(source or "", set()).update(t for t in targets if t and source and t != source)
+    # depth-first search for a back edge
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            assert state.get(nxt) != 1, f"import cycle: {' -> '.join(trail + [node, nxt])}"
+            if nxt not in state:
+                visit(nxt, trail + [node])
+        state[node] = 2
+
+    for package in PACKAGES:
+        if package not in state:
+            visit(package, [])
+    assert "cli" not in graph["engine"] and "webui" not in graph["runtime"], graph
+
+
+def test_only_the_webui_adapter_imports_modules_and_the_core_layers_no_gradio() -> None:
+    for path in _core_files():
+        name = _module_name(path)
+        top = {module.split(".")[0] for module, _ in _imports(path)}
+        if _package_of(name) != "webui":
+            assert "modules" not in top, f"{name} imports the WebUI's modules"
+        if _package_of(name) in ("engine", "loading", "runtime", "cli"):
+            assert "gradio" not in top, f"{name} imports gradio"
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    offenders = [
+        f"{_module_name(path)}: from {module} import {name}"
+        for path in _core_files()
+        for module, names in _imports(path)
+        if module.startswith("extension")
+        for name in names
+        if name.startswith("_") and not name.startswith("__")
+    ]
+    assert not offenders, offenders
+
+
+def test_the_graph_reader_resolves_relative_imports(tmp_path: Path) -> None:
+    """The reader itself, on known imports: ``from ..engine import x`` in ``extension/cli/vary.py``."""
+    found = dict(_imports(REPO_ROOT / "extension" / "cli" / "vary.py"))
+    assert "extension.cli.common" in found and "extension.errors" in found, found

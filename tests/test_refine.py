@@ -9,10 +9,7 @@ from PIL import Image
 
 from extension import infotext
 from extension.cli import main
-from extension.errors import ParamError
-from extension.outputs import read_infotext, save_png
-from extension.params import REFINER
-from extension.refine import (
+from extension.engine.refiner import (
     BaseSettings,
     RefineRequest,
     choose_mode,
@@ -24,7 +21,10 @@ from extension.refine import (
     refine,
     schedule_length,
 )
-from extension.samplers import make_scheduler
+from extension.engine.samplers import make_scheduler
+from extension.errors import ParamError
+from extension.outputs import read_infotext, save_png
+from extension.params import REFINER
 
 
 def _image(seed: int, size: tuple[int, int] = (64, 64)) -> Image.Image:

@@ -231,7 +231,7 @@ def test_pixel_mode_replaces_the_saved_and_shown_image(site: StubWebUI, tmp_path
 def test_latent_mode_refines_sdxl_latents_with_one_decode(
     site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = core("refine")
+    engine = core("engine.refiner")
     encodes: list[Any] = []
     real_encode = engine.encode_image
     monkeypatch.setattr(engine, "encode_image", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
@@ -246,7 +246,7 @@ def test_latent_mode_refines_sdxl_latents_with_one_decode(
 
 
 def test_latent_batch_with_different_prompts(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = core("refine")
+    engine = core("engine.refiner")
     real = engine.refine
     prompts: list[str] = []
 
@@ -277,7 +277,7 @@ def test_img2img_tab_too(site: StubWebUI, tmp_path: Path) -> None:
 def test_progress_covers_the_refiner_steps(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from modules import shared
 
-    engine = core("refine")
+    engine = core("engine.refiner")
     real = engine.refine
     seen: list[tuple[int, int, int, int]] = []
 
@@ -456,7 +456,7 @@ def test_a_failing_pass_keeps_the_image_and_says_why(
 ) -> None:
     from modules import sd_models, shared
 
-    engine = core("refine")
+    engine = core("engine.refiner")
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("CUDA out of memory")
@@ -483,7 +483,7 @@ def test_interrupt_mid_pass_leaves_a_valid_image_and_restored_state(
 ) -> None:
     from modules import devices, sd_models, shared
 
-    engine = core("refine")
+    engine = core("engine.refiner")
     real = engine.refine
     steps_done: list[int] = []
 
@@ -527,7 +527,7 @@ def test_interrupt_mid_pass_leaves_a_valid_image_and_restored_state(
 def test_skip_leaves_the_batch_unrefined(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from modules import shared
 
-    engine = core("refine")
+    engine = core("engine.refiner")
     real = engine.refine
 
     def skipped(pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:

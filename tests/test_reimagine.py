@@ -10,8 +10,7 @@ import torch
 from PIL import Image
 
 from extension import infotext
-from extension.errors import ParamError
-from extension.reimagine import (
+from extension.engine.unclip import (
     InterpolationRequest,
     VariationRequest,
     augment_embedding,
@@ -22,6 +21,7 @@ from extension.reimagine import (
     iter_batches,
     output_size,
 )
+from extension.errors import ParamError
 
 
 def _image(seed: int, size: tuple[int, int] = (64, 64)) -> Image.Image:

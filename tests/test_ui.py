@@ -21,11 +21,13 @@ import gradio as gr
 import pytest
 from PIL import Image
 
+from extension.engine import Result, seed_list
+from extension.loading import discovery as models
+from extension.loading.discovery import ModelChoice
 from extension.params import NOISE_PRESETS, REIMAGINE
-from extension.reimagine import Result, seed_list
-from extension.ui import compat, jobs, models
-from extension.ui.host import MEMORY_MODES
-from extension.ui.models import ModelChoice
+from extension.runtime import jobs
+from extension.runtime.host import MEMORY_MODES
+from extension.ui import compat
 from extension.ui.standalone import StandaloneHost
 from tests.webui_stub import fixture as webui_fixture
 from tests.webui_stub.fixture import StubWebUI
@@ -485,7 +487,7 @@ _NOT_TRANSLATED = re.compile(r"^$|^[\d\s./]+$|^Reimagine$|[\U0001f300-\U0001faff
 
 def test_zh_cn_translates_every_string(tmp_path: Path) -> None:
     from extension.app import build_app
-    from extension.ui import jobs as ui_jobs
+    from extension.runtime import jobs as ui_jobs
     from extension.ui import refine_tab, tab
     from extension.webui import tab as webui_tab
 
@@ -624,7 +626,7 @@ def test_generate_button_uses_the_webui_queue_and_progress(webui: StubWebUI) -> 
 
 
 def _webui_run(host: Any, fake: FakeEngine, args: list[Any]) -> tuple:
-    ui_jobs = _core("ui.jobs")
+    ui_jobs = _core("runtime.jobs")
     handler = host.run(lambda task, *a: ui_jobs.generate(host, a, fake.engine()), 1 + len(args))
     return handler("task(test)", *args)
 
@@ -632,7 +634,7 @@ def _webui_run(host: Any, fake: FakeEngine, args: list[Any]) -> tuple:
 def _stub_host(monkeypatch: pytest.MonkeyPatch) -> Any:
     host = _core("webui.tab").host()
     host._cache = FakeCache()
-    choice = _core("ui.models").ModelChoice("m", "unclip-h", "m.safetensors", Path("/models/m.safetensors"))
+    choice = _core("loading.discovery").ModelChoice("m", "unclip-h", "m.safetensors", Path("/models/m.safetensors"))
     monkeypatch.setattr(
         host, "models", lambda kinds=("unclip-h",), refresh=False: [choice] if "unclip-h" in kinds else []
     )

@@ -14,14 +14,37 @@ Heavy libraries (diffusers, transformers) are imported only when a model is load
 
 from __future__ import annotations
 
-from .cache import ModelCache
-from .checkpoint import Checkpoint, file_identity, load_weights_only, read_state_dict, tensor_bytes
-from .configs import BUNDLED_CONFIGS, build_tokenizer, config_dir
-from .detect import KINDS, ROLES, check_role, describe, detect_kind, folder_kind, yaml_unclip_override
-from .info import ModelInfo
-from .sdxl import load_sdxl
-from .source import Source, resolve_source
-from .unclip import KARLO_FILE, find_karlo_stats, load_karlo_stats, load_unclip
+import importlib
+from typing import Any
+
+# Lazy (PEP 562): ``loading.discovery`` is imported when the WebUI loads the script, which must not import torch.
+_SOURCES = {
+    "ModelCache": "cache",
+    "Checkpoint": "checkpoint",
+    "file_identity": "checkpoint",
+    "load_weights_only": "checkpoint",
+    "read_state_dict": "checkpoint",
+    "tensor_bytes": "checkpoint",
+    "BUNDLED_CONFIGS": "configs",
+    "build_tokenizer": "configs",
+    "config_dir": "configs",
+    "KINDS": "detect",
+    "ROLES": "detect",
+    "check_role": "detect",
+    "describe": "detect",
+    "detect_kind": "detect",
+    "folder_kind": "detect",
+    "yaml_unclip_override": "detect",
+    "ModelInfo": "info",
+    "load_sdxl": "sdxl",
+    "Source": "source",
+    "resolve_source": "source",
+    "KARLO_FILE": "unclip",
+    "find_karlo_stats": "unclip",
+    "load_karlo_stats": "unclip",
+    "load_unclip": "unclip",
+}
+
 
 __all__ = [
     "BUNDLED_CONFIGS",
@@ -49,3 +72,12 @@ __all__ = [
     "tensor_bytes",
     "yaml_unclip_override",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first use (keeps ``import extension.loading`` torch-free)."""
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from ..engine.precision import Precision
 from ..errors import ModelLoadError
-from ..precision import Precision
 from .checkpoint import StateDict, take_prefix
 from .configs import read_json
 from .detect import check_role, describe, folder_kind, pipeline_kind

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..engine.precision import Precision, pick
 from ..errors import ModelLoadError
-from ..precision import Precision, pick
 from ._common import SingleFileParts, attach_info, build, free_memory, load_folder, load_hub, scheduler
 from .checkpoint import Checkpoint, load_weights_only
 from .clip_vision import build_image_encoder, convert_visual

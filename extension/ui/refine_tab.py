@@ -10,10 +10,11 @@ from typing import Any
 
 import gradio as gr
 
+from ..loading.discovery import REFINER_KINDS
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
-from . import compat, jobs
-from .host import Host
-from .models import REFINER_KINDS
+from ..runtime import jobs
+from ..runtime.host import Host
+from . import compat
 from .tab import TEXT, model_dropdown, slider
 
 TAB = "reimagine_refine"

@@ -24,9 +24,9 @@ from typing import Any
 import gradio as gr
 
 from ..outputs import save_png
+from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
+from ..runtime.jobs import error_html
 from . import compat
-from .host import MEMORY_MODES, Control, Host, OutputPanel
-from .jobs import error_html
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,10 @@ class StandaloneHost(Host):
         return handler
 
     # -- outputs ---------------------------------------------------------------------------------------------------
+    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
+        """A plain gradio button with the WebUI's ToolButton class (``tool``)."""
+        return gr.Button(symbol, elem_id=elem_id, elem_classes=["tool"])
+
     def output_panel(self, tabname: str = "reimagine") -> OutputPanel:
         """Gallery, generation info, infotext, log, and a download button for the shown images."""
         with gr.Column(elem_id=f"{tabname}_results"):

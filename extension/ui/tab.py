@@ -1,4 +1,4 @@
-"""The Reimagine tab, built from the parameter table, for any :class:`~extension.ui.host.Host`.
+"""The Reimagine tab, built from the parameter table, for any :class:`~extension.runtime.host.Host`.
 
 Every control of a generation parameter takes its label, range, step, default, choices and infotext key from
 :data:`extension.params.REIMAGINE`; the paste-back fields (PNG Info → Send to Reimagine) are derived from the same
@@ -13,10 +13,11 @@ from typing import Any
 
 import gradio as gr
 
+from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS, closest
 from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, Param
-from . import compat, jobs
-from .host import Host, OutputPanel
-from .models import REFINER_KINDS, UNCLIP_KINDS, closest
+from ..runtime import jobs
+from ..runtime.host import Host, OutputPanel
+from . import compat
 
 TAB = "reimagine"
 REFRESH = "\U0001f504"  # 🔄

@@ -1,4 +1,4 @@
-"""The WebUI as a :class:`~extension.ui.host.Host`: its queue, progress bar, state, output panel, saving, settings,
+"""The WebUI as a :class:`~extension.runtime.host.Host`: its queue, progress bar, state, output panel, saving, settings,
 model folders and memory handling (AUTOMATIC1111 1.10 and Forge 2; webui-api.md §4–§6).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..ui.host import MEMORY_MODES, Control, Host, OutputPanel
+from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The SDXL refiner post-pass inside txt2img / img2img: everything ``ReimagineRefinerScript`` (scripts/reimagine.py)
-delegates to. The engine is :mod:`extension.refine`; this module maps it onto the WebUI's script hooks.
+delegates to. The engine is :mod:`extension.engine.refiner`; this module maps it onto the WebUI's script hooks.
 
 Where it runs (webui-api.md §3):
 
@@ -22,7 +22,7 @@ Progress: the WebUI counts one job per batch (two with Hires fix). The first ``p
 batch for the post-pass, and each batch's post-pass ends with one ``state.nextjob()``; its steps are reported as
 ``sampling_step`` / ``sampling_steps``. Interrupt and Skip stop the pass between steps; the image stays unrefined.
 
-Memory: the refiner is loaded through the shared host (:meth:`extension.ui.host.Host.pipeline`): the WebUI's
+Memory: the refiner is loaded through the shared host (:meth:`extension.runtime.host.Host.pipeline`): the WebUI's
 checkpoint leaves the GPU only when both would not fit and is always put back when the hook returns (other
 extensions' hooks, e.g. ADetailer's, need it), never reloaded; the refiner stays resident or is offloaded after each
 call according to the setting "Reimagine and refiner models between runs".
@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError, ParamError, ReimagineError
+from ..loading.discovery import REFINER_KINDS, ModelChoice, closest
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REFINER_MODES
-from ..ui.models import REFINER_KINDS, ModelChoice, closest
 
 TITLE = "Refiner post-pass"
 """The script's title: the key of ``alwayson_scripts`` in API requests (matched case-insensitively)."""
@@ -121,7 +121,7 @@ def find_model(name: str) -> ModelChoice:
 
 def _kind_of(webui_host: Any, name: str) -> str | None:
     """The kind of the checkpoint file or diffusers folder called ``name`` in the model folders (error path only)."""
-    from ..ui import models
+    from ..loading import discovery as models
 
     for folder in webui_host.model_folders():
         if not Path(folder).is_dir():
@@ -288,7 +288,7 @@ def _plain(prompt: Any) -> str:
 
 def _base(p: Any, index: int) -> Any:
     """The base generation's settings for image ``index`` of the batch (blank refiner controls inherit them)."""
-    from ..refine import BaseSettings
+    from ..engine.refiner import BaseSettings
 
     prompts = list(getattr(p, "prompts", None) or [getattr(p, "prompt", "")])
     negatives = list(getattr(p, "negative_prompts", None) or [getattr(p, "negative_prompt", "")])
@@ -316,7 +316,7 @@ def base_is_sdxl(p: Any) -> bool:
 
 
 def _request(run: Run, p: Any, index: int, **fields: Any) -> Any:
-    from ..refine import RefineRequest
+    from ..engine.refiner import RefineRequest
 
     engine = {name: run.values[name] for name in REFINER_ENGINE_PARAMS}
     return RefineRequest(base=_base(p, index), **{**engine, **fields})
@@ -324,7 +324,7 @@ def _request(run: Run, p: Any, index: int, **fields: Any) -> Any:
 
 def _infotext_items(request: Any, pipe: Any, mode: str, run: Run) -> dict[str, str]:
     """The engine's ``Refiner post-pass …`` keys (+ keep_original when the table gives it a key)."""
-    from ..refine import infotext_items
+    from ..engine.refiner import infotext_items
 
     items = infotext_items(request.resolved(), pipe, mode)
     key = REFINER["keep_original"].infotext
@@ -459,7 +459,7 @@ def post_sample(p: Any, ps: Any, *args: Any) -> None:
 def _refine_latents(p: Any, run: Run, samples: Any) -> tuple[Any, dict[str, str]] | None:
     """Refine the batch's latents (one engine call per run of equal prompts); None = not refined (latents that do
     not fit this refiner, or stopped)."""
-    from ..refine import latents_fit_refiner, planned_steps, refine
+    from ..engine.refiner import latents_fit_refiner, planned_steps, refine
 
     seeds = [int(seed) for seed in (getattr(p, "seeds", None) or [])] or [int(getattr(p, "seed", 0) or 0)]
     count = samples.shape[0]
@@ -563,7 +563,7 @@ def postprocess_image(p: Any, pp: Any, *args: Any) -> None:
 
 def _refine_image(p: Any, run: Run, image: Any, index: int) -> tuple[Any, dict[str, str]] | None:
     """One image through the engine in pixel mode; None = stopped."""
-    from ..refine import planned_steps, refine
+    from ..engine.refiner import planned_steps, refine
 
     seeds = list(getattr(p, "seeds", None) or [])
     seed = int(seeds[index]) if index < len(seeds) else int(getattr(p, "seed", 0) or 0)
@@ -676,7 +676,7 @@ def paste_key(name: str) -> PasteKey:
 
 def steps_note(steps: Any, strength: Any) -> str:
     """The honest step count shown under the sliders (HTML)."""
-    from ..refine import planned_steps
+    from ..engine.refiner import planned_steps
 
     try:
         steps_i, strength_f = int(float(steps)), float(strength)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..loading.discovery import UNCLIP_KINDS
 from ..params import NOISE_PRESETS, REIMAGINE
-from ..ui.host import MEMORY_MODES
-from ..ui.models import UNCLIP_KINDS
+from ..runtime.host import MEMORY_MODES
 from .host import (
     OPT_DEFAULT_MODEL,
     OPT_KARLO_STATS,

@@ -34,27 +34,19 @@ no-op, the latent-family check, the prompt encoded once per request, per-image s
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
 
-from . import infotext
-from .errors import ParamError, ReimagineError
-from .params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE
-from .reimagine import Result, _fmt_number, _version, model_identity, seed_list
+from .. import infotext
+from ..errors import ParamError
+from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE
+from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule
-
-if TYPE_CHECKING:
-    import argparse
-
-ProgressFn = Callable[[int, int], None]
-StopFn = Callable[[], bool]
 
 # The SDXL latent space (base and refiner share the VAE): 4 channels, scaling factor 0.13025.
 SDXL_SCALING_FACTOR = 0.13025
@@ -173,7 +165,7 @@ class RefineRequest:
 
 @dataclass
 class RefineResult(Result):
-    """:class:`reimagine.Result` plus the mode that ran and, with ``return_latents``, the refined latents."""
+    """:class:`extension.engine.Result` plus the mode that ran and, with ``return_latents``, the refined latents."""
 
     mode: str = ""  # "Latent" or "Pixel"
     latents: torch.Tensor | None = None
@@ -443,16 +435,16 @@ def infotext_items(request: RefineRequest, pipe: Any, mode: str) -> dict[str, st
     model = model_identity(pipe).name or "SDXL refiner"
     values: dict[str, Any] = {
         "model": model,
-        "strength": _fmt_number(request.strength),
+        "strength": format_number(request.strength),
         "steps": request.steps,
         "mode": mode,
         "prompt": request.prompt if request.prompt != base.prompt else None,
         "negative_prompt": request.negative_prompt if request.negative_prompt != base.negative_prompt else None,
-        "cfg_scale": _fmt_number(request.cfg_scale) if request.cfg_scale != base.cfg_scale else None,
+        "cfg_scale": format_number(request.cfg_scale) if request.cfg_scale != base.cfg_scale else None,
         "sampler_name": request.sampler_name if request.sampler_name != base.sampler_name else None,
         "scheduler": request.scheduler if request.scheduler != (base.scheduler or "Automatic") else None,
-        "aesthetic_score": _fmt_number(request.aesthetic_score),
-        "negative_aesthetic_score": _fmt_number(request.negative_aesthetic_score),
+        "aesthetic_score": format_number(request.aesthetic_score),
+        "negative_aesthetic_score": format_number(request.negative_aesthetic_score),
     }
     return {key: str(value) for key, value in REFINER.infotext_items(values).items() if value is not None}
 
@@ -472,7 +464,7 @@ def build_infotext(request: RefineRequest, pipe: Any, mode: str, seed: int, size
         for name in ("prompt", "negative_prompt"):
             items.pop(REFINER[name].infotext, None)
         params = {"Seed": seed, "Size": f"{size[0]}x{size[1]}", **items}
-    params["Reimagine"] = _version()
+    params["Reimagine"] = version()
     return infotext.build(prompt, negative, params)
 
 
@@ -555,89 +547,6 @@ def _refine_images(pipe, request, seeds, planned, result, progress, should_stop)
         result.images.append(refined)
         result.seeds.append(seed)
         result.infotexts.append(build_infotext(request, pipe, "Pixel", seed, image.size))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Command line: python -m extension refine IMAGE... --model PATH_OR_ID --out DIR
-
-
-def add_cli_parser(commands: Any) -> None:
-    """Add the ``refine`` subcommand (called by :func:`cli.build_parser`)."""
-    from .cli import _add_param, _model_options
-
-    parser = commands.add_parser(
-        "refine",
-        help="SDXL refiner post-pass over images (a folder refines every image in it)",
-        description="Refine finished images with an SDXL refiner (pixel mode). Blank prompt / negative / CFG / "
-        "sampler inherit the values in each input PNG's infotext (WebUI outputs carry one).",
-    )
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image file(s) or folder(s)")
-    _model_options(parser, "SDXL refiner: .safetensors/.ckpt file, diffusers folder or hub id")
-    inherit = "None = the input PNG's infotext value (WebUI outputs carry one), else"
-    _add_param(parser, REFINER["strength"])
-    _add_param(parser, REFINER["steps"])
-    _add_param(parser, REFINER["cfg_scale"], "--cfg", help=f"CFG scale; {inherit} {FALLBACK_CFG_SCALE:g}")
-    _add_param(parser, REFINER["sampler_name"], "--sampler", help=f"sampler; {inherit} {FALLBACK_SAMPLER}")
-    _add_param(parser, REFINER["scheduler"], "--schedule", help=f"schedule type; {inherit} {FALLBACK_SCHEDULE}")
-    _add_param(parser, REFINER["prompt"], "--prompt", help="refiner prompt; blank = the input PNG's infotext prompt")
-    _add_param(parser, REFINER["negative_prompt"], "--negative", help="blank = the input PNG's negative prompt")
-    _add_param(parser, REFINER["aesthetic_score"], "--aesthetic")
-    _add_param(parser, REFINER["negative_aesthetic_score"], "--negative-aesthetic")
-    _add_param(parser, REIMAGINE["seed"], help="-1 = the input PNG's infotext seed, else random")
-    parser.set_defaults(run=run_cli)
-
-
-def output_paths(inputs: Sequence[Path], out: Path) -> list[Path]:
-    """``out/<stem>.png`` per input (``<stem>-<ext>.png`` where stems collide); never an input file itself."""
-    stems = Counter(path.stem for path in inputs)
-    paths = [
-        out / (f"{p.stem}.png" if stems[p.stem] == 1 else f"{p.stem}-{p.suffix.lstrip('.').lower()}.png")
-        for p in inputs
-    ]
-    sources = {p.resolve() for p in inputs}
-    clash = next((p for p in paths if p.resolve() in sources), None)
-    if clash is not None:
-        raise ReimagineError(f"refusing to overwrite the input {clash}: choose another --out folder")
-    return paths
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
-    from .cli import _input_images, _load_images, _nothing_to_do, _progress_bar, _wanted
-    from .loading import load_sdxl
-    from .outputs import read_infotext, save_png
-
-    inputs = _input_images(args.images)
-    jobs = [(src, dst) for src, dst in zip(inputs, output_paths(inputs, args.out)) if _wanted(dst, args)]
-    if not jobs:
-        return _nothing_to_do(args)
-    settings = RefineRequest(
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        strength=args.strength,
-        steps=args.steps,
-        mode="Pixel",
-        cfg_scale=args.cfg_scale,
-        sampler_name=args.sampler_name,
-        scheduler=args.scheduler,
-        aesthetic_score=args.aesthetic_score,
-        negative_aesthetic_score=args.negative_aesthetic_score,
-        seed=args.seed,
-    )
-    replace(settings, images=_load_images([jobs[0][0]])).resolved()  # check every value before the slow load
-    run_seed = seed_list(-1, 1)[0]
-
-    pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
-    steps = planned_steps(settings.steps, settings.strength)
-    with _progress_bar(steps * len(jobs), "refine") as advance:
-        for src, dst in jobs:
-            image = _load_images([src])[0]
-            base = BaseSettings.from_infotext(read_infotext(src))
-            seed = settings.seed if settings.seed != -1 else infotext_seed(base.infotext, run_seed)
-            result = refine(pipe, replace(settings, images=[image], base=base, seed=seed), progress=advance)
-            save_png(result.images[0], dst, result.infotexts[0])
-    print(f"wrote {len(jobs)} image(s) to {args.out}")
-    return 0
 
 
 def infotext_seed(text: str, fallback: int) -> int:

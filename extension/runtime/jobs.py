@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ParamError, ReimagineError
+from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS
 from ..params import FRAMES, REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from .host import Control, Host
-from .models import REFINER_KINDS, UNCLIP_KINDS
 
 MAX_INPUTS = 4
 """Input image slots of the tab (each with a weight)."""
@@ -178,8 +178,8 @@ class TabValues:
 
 
 def _info_for(settings: dict[str, Any], pipe: Any) -> GenerationInfo:
-    from ..reimagine import model_identity
-    from ..samplers import resolved_schedule
+    from ..engine import model_identity
+    from ..engine.samplers import resolved_schedule
 
     identity = model_identity(pipe)
     return GenerationInfo(
@@ -213,13 +213,13 @@ class Engine:
 
     def resolved(self) -> Engine:
         """Fill unset functions with the real engine's."""
-        from .. import reimagine
+        from ..engine import unclip as reimagine
 
         iter_batches = self.iter_batches or reimagine.iter_batches
         interpolate = self.interpolate or reimagine.interpolate
         refine = self.refine
         if refine is None:
-            from .. import refine as refine_module
+            from ..engine import refiner as refine_module
 
             refine = refine_module.refine
         return Engine(iter_batches, interpolate, refine)
@@ -242,7 +242,8 @@ def generate(host: Host, args: Sequence[Any], engine: Engine | None = None) -> t
 
 
 def _variations(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
-    from ..reimagine import VariationRequest, scheduler_steps, seed_list
+    from ..engine import seed_list
+    from ..engine.unclip import VariationRequest, scheduler_steps
 
     if not values.images:
         raise ParamError("Add at least one input image.")
@@ -287,7 +288,8 @@ def _collect(host: Host, control: Control, outputs: Outputs, result: Any) -> Non
 
 
 def _interpolation(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
-    from ..reimagine import InterpolationRequest, VariationRequest, scheduler_steps, seed_list
+    from ..engine import seed_list
+    from ..engine.unclip import InterpolationRequest, VariationRequest, scheduler_steps
 
     if len(values.images) < 2:
         raise ParamError("Interpolation needs two input images: put image A into slot 1 and image B into slot 2.")
@@ -399,8 +401,8 @@ def _refine_images(
     resize: bool,
     controls: dict[str, Any] | None = None,
 ) -> None:
-    from ..refine import BaseSettings, RefineRequest, infotext_seed, planned_steps
-    from ..reimagine import seed_list
+    from ..engine import seed_list
+    from ..engine.refiner import BaseSettings, RefineRequest, infotext_seed, planned_steps
 
     values = dict(controls or {})
     if strength is not None:

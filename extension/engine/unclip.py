@@ -20,21 +20,18 @@ from __future__ import annotations
 
 import inspect
 import math
-import random
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from PIL import Image, ImageOps
 
-from . import infotext
-from .errors import ParamError
-from .params import FRAMES, REIMAGINE
+from .. import infotext
+from ..errors import ParamError
+from ..params import FRAMES, REIMAGINE
+from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import make_scheduler, resolved_schedule
-
-ProgressFn = Callable[[int, int], None]
-StopFn = Callable[[], bool]
 
 
 @dataclass
@@ -76,31 +73,6 @@ class VariationRequest:
             if values[side] and values[side] % 8:
                 raise ParamError(f"{side} must be a multiple of 8, got {values[side]}")
         return replace(self, weights=weights, **values)
-
-
-@dataclass
-class Result:
-    """Images with their infotexts and seeds; ``interrupted`` when a stop request cut the job short."""
-
-    images: list[Image.Image] = field(default_factory=list)
-    infotexts: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    interrupted: bool = False
-    steps: int = 0  # sampling steps run (what the progress callback counted)
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What the infotext says about the model."""
-
-    name: str = ""
-    hash: str = ""
-
-
-def model_identity(pipe: Any) -> ModelIdentity:
-    """Name and short hash of a loaded pipeline (set by the loader as ``pipe.reimagine_info``)."""
-    info = getattr(pipe, "reimagine_info", None)
-    return ModelIdentity(getattr(info, "name", "") or "", getattr(info, "hash", "") or "")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -183,12 +155,6 @@ def augment_embedding(pipe: Any, embed: torch.Tensor, noise_level: int, noise: t
     return torch.cat([noised, level_embedding.to(noised.dtype)], dim=1)
 
 
-def seed_list(seed: int, count: int) -> list[int]:
-    """Per-image seeds ``seed, seed+1, …``; seed −1 draws a random start."""
-    start = random.randrange(2**32) if seed == -1 else seed
-    return [(start + i) % 2**32 for i in range(count)]
-
-
 def _noise(seeds: Sequence[int], shape: tuple[int, ...], offset: int = 0) -> torch.Tensor:
     """Reproducible CPU noise, one row per seed (independent of device and batch size)."""
     rows = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s + offset)) for s in seeds]
@@ -266,29 +232,19 @@ def build_infotext(request: VariationRequest, pipe: Any, seed: int, size: tuple[
         "Steps": request.steps,
         "Sampler": request.sampler_name,
         "Schedule type": resolved_schedule(request.sampler_name, request.scheduler),
-        "CFG scale": _fmt_number(request.cfg_scale),
+        "CFG scale": format_number(request.cfg_scale),
         "Seed": seed,
         "Size": f"{size[0]}x{size[1]}",
         "Model hash": model.hash or None,
         "Model": model.name or None,
         "Noise level": request.noise_level,
         "CLIP fit": request.fit,
-        "Mix weights": ", ".join(_fmt_number(w) for w in request.weights) if len(request.images) > 1 else None,
+        "Mix weights": ", ".join(format_number(w) for w in request.weights) if len(request.images) > 1 else None,
         "Mix mode": request.mix if len(request.images) > 1 else None,
     }
     params.update(extra or {})
-    params["Reimagine"] = _version()
+    params["Reimagine"] = version()
     return infotext.build(request.prompt, request.negative_prompt, params)
-
-
-def _fmt_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .models import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
+from ..loading.discovery import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ class Host(ABC):
     def _to_device(self, pipe: Any) -> None:
         device = self.device()
         if device is None:
-            from ..precision import pick
+            from ..engine.precision import pick
 
             device = pick().device
         import torch
@@ -375,11 +375,9 @@ class Host(ABC):
         self.control().skip()
 
     # -- outputs ---------------------------------------------------------------------------------------------------
+    @abstractmethod
     def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
-        """A small emoji button (the WebUI's ToolButton look: class ``tool``)."""
-        import gradio as gr
-
-        return gr.Button(symbol, elem_id=elem_id, elem_classes=["tool"])
+        """A small emoji button (the WebUI's ToolButton look: class ``tool``), in the current gradio context."""
 
     @abstractmethod
     def output_panel(self, tabname: str = "reimagine") -> OutputPanel:
@@ -390,7 +388,7 @@ class Host(ABC):
     def save(self, images: list[Any], infotexts: list[str], info: Any) -> list[Any]:
         """Save finished images (infotext in PNG ``parameters``) as the user's settings say; returns gallery items.
 
-        ``info`` is the run's :class:`extension.ui.jobs.GenerationInfo` (a ``p``-like object)."""
+        ``info`` is the run's :class:`extension.runtime.jobs.GenerationInfo` (a ``p``-like object)."""
 
     @abstractmethod
     def gallery_image(self, value: Any, index: int) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ParamError
+from ..errors import ParamError
 
 _DTYPE_NAMES = {
     "fp16": torch.float16,

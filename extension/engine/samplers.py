@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, NamedTuple
 
-from .errors import ParamError
+from ..errors import ParamError
 
 
 class SamplerSpec(NamedTuple):

@@ -1,0 +1,65 @@
+"""Command line: ``python -m extension {vary,interpolate,refine,serve}``.
+
+Outputs are PNGs carrying their infotext (WebUI format, readable by PNG Info), written atomically under stable
+names; a re-run skips every output that already exists, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ReimagineError
+from . import refine, vary
+
+DESCRIPTION = """\
+Stable unCLIP 2.1 image variations and an SDXL refiner pass, without a WebUI.
+
+examples:
+  python -m extension vary photo.jpg --model models/Stable-diffusion/sd21-unclip-h.ckpt --out out/ --n 4
+  python -m extension vary a.png b.png --weights 0.7,0.3 --model sd21-unclip-l.ckpt --out out/ --prompt "oil painting"
+  python -m extension interpolate a.png b.png --frames 8 --model sd21-unclip-h.ckpt --out strip/
+  python -m extension refine render.png --model sd_xl_refiner_1.0.safetensors --out refined/
+  python -m extension serve
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m extension", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    vary.add_parsers(commands)
+
+    serve = commands.add_parser("serve", help="the Reimagine and Refine tabs as a local web app (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7861)
+    serve.add_argument("--models-dir", type=Path, default=None, help="folder with unCLIP / SDXL refiner models")
+    serve.set_defaults(run=run_serve)
+
+    refine.add_parser(commands)
+    return parser
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``serve``: the standalone gradio app."""
+    from ..app import serve
+
+    return serve(port=args.port, models_dir=args.models_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors print one clear line and exit with status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ReimagineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished outputs are saved; run the same command again to resume", file=sys.stderr)
+        return 130

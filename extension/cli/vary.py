@@ -1,0 +1,201 @@
+"""``vary`` (variations of images or of a mix) and ``interpolate`` (a strip of frames from A to B)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import ReimagineError
+from ..params import FRAMES, NOISE_PRESETS, REIMAGINE
+from .common import add_param, input_images, load_images, model_options, nothing_to_do, progress_bar, wanted
+
+
+def add_parsers(commands: Any) -> None:
+    """Add the ``vary`` and ``interpolate`` subcommands (called by :func:`extension.cli.build_parser`)."""
+    vary = commands.add_parser("vary", help="variations of one image, of each image in a folder, or of a mix")
+    vary.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image file(s) or folder(s)")
+    _generation_options(vary)
+    vary.add_argument("--n", type=int, default=4, help="variations per input (default: %(default)s)")
+    add_param(vary, REIMAGINE["batch_size"])
+    vary.add_argument(
+        "--weights",
+        default=None,
+        help="mix all IMAGEs into one embedding with these weights, e.g. 0.7,0.3 (without it each image is varied "
+        "on its own)",
+    )
+    add_param(vary, REIMAGINE["mix"], help="how a mix combines embeddings: average, or slerp for two images")
+    vary.set_defaults(run=run_vary)
+
+    strip = commands.add_parser("interpolate", help="a strip of frames morphing from image A to image B")
+    strip.add_argument("image_a", type=Path, metavar="A")
+    strip.add_argument("image_b", type=Path, metavar="B")
+    add_param(strip, FRAMES)
+    _generation_options(strip)
+    strip.set_defaults(run=run_interpolate)
+
+
+def _generation_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``vary`` and ``interpolate``."""
+    table = REIMAGINE
+    model_options(parser, "unCLIP 2.1 model: .ckpt/.safetensors file, diffusers folder or hub id")
+    parser.add_argument(
+        "--karlo-stats",
+        type=Path,
+        default=None,
+        help="ViT-L-14_stats.th for sd21-unclip-l (default: models/karlo/ next to the model's models folder)",
+    )
+    add_param(parser, table["prompt"], "--prompt")
+    add_param(parser, table["negative_prompt"], "--negative")
+    noise = parser.add_mutually_exclusive_group()
+    add_param(noise, table["noise_level"])
+    noise.add_argument(
+        "--preset",
+        choices=[name.lower() for name in NOISE_PRESETS],
+        help="noise level preset: " + ", ".join(f"{name.lower()}={value}" for name, value in NOISE_PRESETS.items()),
+    )
+    add_param(parser, table["steps"])
+    add_param(parser, table["cfg_scale"], "--cfg")
+    add_param(parser, table["sampler_name"], "--sampler")
+    add_param(parser, table["scheduler"], "--schedule")
+    add_param(parser, table["seed"])
+    add_param(parser, table["width"])
+    add_param(parser, table["height"])
+    add_param(parser, table["fit"])
+
+
+@dataclass
+class Job:
+    """One output file and the request that makes it (``seed_offset`` indexes the request's seeds)."""
+
+    path: Path
+    seed_offset: int
+
+
+def batch_requests(todo: list[Job], batch_size: int) -> list[tuple[list[Job], int, int]]:
+    """Group missing outputs into requests ``(outputs, n_iter, batch_size)``: each run of consecutive outputs is one
+    request of full batches (one CLIP encode) plus one for the remainder; a resumed folder may have holes."""
+    runs: list[list[Job]] = []
+    for job in todo:
+        if runs and job.seed_offset == runs[-1][-1].seed_offset + 1:
+            runs[-1].append(job)
+        else:
+            runs.append([job])
+    requests = []
+    for run in runs:
+        full, rest = divmod(len(run), batch_size)
+        if full:
+            requests.append((run[: full * batch_size], full, batch_size))
+        if rest:
+            requests.append((run[full * batch_size :], 1, rest))
+    return requests
+
+
+def _settings(args: argparse.Namespace):
+    from ..engine.unclip import VariationRequest
+
+    noise_level = NOISE_PRESETS[args.preset.capitalize()] if args.preset else args.noise_level
+    return VariationRequest(
+        images=[],
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        noise_level=noise_level,
+        steps=args.steps,
+        cfg_scale=args.cfg_scale,
+        sampler_name=args.sampler_name,
+        scheduler=args.scheduler,
+        width=args.width,
+        height=args.height,
+        fit=args.fit,
+        seed=args.seed,
+    )
+
+
+def _load_unclip(args: argparse.Namespace):
+    from ..loading import load_unclip
+
+    return load_unclip(args.model, config_root=args.config_root, karlo_stats=args.karlo_stats, device=args.device)
+
+
+def _weights(text: str | None, count: int) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ReimagineError(f"--weights must be comma-separated numbers like 0.7,0.3, got {text!r}") from None
+    if len(weights) != count:
+        raise ReimagineError(f"--weights has {len(weights)} value(s) for {count} image(s)")
+    return weights
+
+
+def run_vary(args: argparse.Namespace) -> int:
+    """``vary``: n variations per input image (or per mix)."""
+    from ..engine import seed_list
+    from ..engine.unclip import iter_batches, scheduler_steps
+    from ..outputs import save_png
+
+    inputs = input_images(args.images)
+    if args.n < 1:
+        raise ReimagineError(f"--n must be at least 1, got {args.n}")
+    weights = _weights(args.weights, len(inputs))
+    groups = [inputs] if weights is not None else [[path] for path in inputs]
+    settings = _settings(args)
+    seed = seed_list(settings.seed, 1)[0]
+    # Check every value before the (slow) model load.
+    replace(settings, images=load_images(groups[0]), weights=weights, mix=args.mix).validated()
+
+    plans = []
+    for group in groups:
+        stem = "+".join(path.stem for path in group)
+        jobs = [Job(args.out / f"{stem}-{index:04d}.png", index) for index in range(args.n)]
+        todo = [job for job in jobs if wanted(job.path, args)]
+        plans.append((group, todo))
+    pending = sum(len(todo) for _, todo in plans)
+    if pending == 0:
+        return nothing_to_do(args)
+
+    pipe = _load_unclip(args)
+    steps = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
+    written = 0
+    with progress_bar(pending * steps, "vary") as advance:
+        for group, todo in plans:
+            base = replace(settings, images=load_images(group), weights=weights, mix=args.mix)
+            for outputs, n_iter, batch_size in batch_requests(todo, args.batch_size):
+                request = replace(
+                    base, seed=(seed + outputs[0].seed_offset) % 2**32, n_iter=n_iter, batch_size=batch_size
+                )
+                pending_outputs = iter(outputs)
+                for batch in iter_batches(pipe, request, progress=advance):
+                    for image, text, job in zip(batch.images, batch.infotexts, pending_outputs):
+                        save_png(image, job.path, text)
+                        written += 1
+    print(f"wrote {written} image(s) to {args.out}")
+    return 0
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    """``interpolate``: frames from A to B."""
+    from ..engine import seed_list
+    from ..engine.unclip import InterpolationRequest, interpolate, scheduler_steps
+    from ..outputs import save_png
+
+    stem = f"{args.image_a.stem}-to-{args.image_b.stem}"
+    paths = [args.out / f"{stem}-{frame:03d}.png" for frame in range(args.frames)]
+    if not args.overwrite and all(path.exists() for path in paths):
+        return nothing_to_do(args, "frames")
+    FRAMES.coerce(args.frames)
+    settings = _settings(args)
+    settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
+    image_a, image_b = load_images([args.image_a, args.image_b])
+    replace(settings, images=[image_a, image_b], mix="slerp").validated()
+    pipe = _load_unclip(args)
+    steps = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
+    with progress_bar(args.frames * steps, "interpolate") as advance:
+        result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)
+    for path, image, text in zip(paths, result.images, result.infotexts):
+        if wanted(path, args):
+            save_png(image, path, text)
+    print(f"wrote {len(result.images)} frame(s) to {args.out}")
+    return 0
