@@ -5,6 +5,7 @@
 * ``lint``  - ruff check + ruff format --check
 * ``a1111`` - the suite under AUTOMATIC1111 1.10.1's packages (gradio 3.41, transformers 4.30)
 * ``forge`` - the suite under Forge 2.x's packages (gradio 4.40, transformers 4.46, pydantic 2)
+* ``ray``   - only tests/test_ray.py: ``--engine ray`` on Ray Data (Forge's pins + the ``ray`` extra)
 
 ``nox -s forge -- tests/test_install.py -q`` runs one environment with pytest arguments. Tests run offline
 (``HF_HUB_OFFLINE=1``, an empty ``HF_HOME``; tests/conftest.py also blocks every non-loopback socket).
@@ -18,7 +19,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "a1111", "forge"]
+nox.options.sessions = ["lint", "a1111", "forge", "ray"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -59,6 +60,10 @@ FORGE = [
     "safetensors==0.4.2",
 ]
 
+# The optional `ray` extra (pyproject.toml), pinned: the newest Ray that installs on Python 3.11 here, and the newest
+# pyarrow that still accepts the WebUIs' numpy 1.26 (pyarrow 20+ needs numpy 2).
+RAY = ["ray[data]==2.60.0", "pyarrow==19.0.1"]
+
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
 
 
@@ -77,7 +82,7 @@ def _chromium(session: nox.Session) -> str | None:
     return None
 
 
-def _tests(session: nox.Session, pins: list[str]) -> None:
+def _tests(session: nox.Session, pins: list[str], default: tuple[str, ...] = ("tests",)) -> None:
     session.install(*TORCH, *pins, *WEBUI_COMMON, *TEST_TOOLS)
     env = {
         "HF_HUB_OFFLINE": "1",
@@ -87,7 +92,7 @@ def _tests(session: nox.Session, pins: list[str]) -> None:
     chromium = _chromium(session)
     if chromium:
         env["REIMAGINE_CHROMIUM"] = chromium
-    args = session.posargs or ["tests"]
+    args = session.posargs or list(default)
     # exit code 5 = "no tests collected" (a -k/-m selection that matches nothing) is not a failure of the suite
     session.run("python", "-m", "pytest", *args, env=env, success_codes=[0, 5])
 
@@ -102,6 +107,12 @@ def a1111(session: nox.Session) -> None:
 def forge(session: nox.Session) -> None:
     """The suite under Forge 2.x's packages (gradio 4, transformers 4.46, pydantic 2)."""
     _tests(session, FORGE)
+
+
+@nox.session(python="3.11")
+def ray(session: nox.Session) -> None:
+    """``--engine ray`` (tests/test_ray.py) under Forge's packages plus Ray Data; the WebUI sessions skip those."""
+    _tests(session, [*FORGE, *RAY], default=("tests/test_ray.py",))
 
 
 @nox.session(python="3.11")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ReimagineError
-from . import refine, vary
+from . import ray_engine, refine, vary
 
 DESCRIPTION = """\
 Stable unCLIP 2.1 image variations and an SDXL refiner pass, without a WebUI.
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=run_serve)
 
     refine.add_parser(commands)
+    for name in ("vary", "refine"):
+        ray_engine.add_options(commands.choices[name])
     return parser
 
 
@@ -56,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if ray_engine.uses_ray(args):
+            return ray_engine.run(args, args.command)
         return int(args.run(args) or 0)
     except ReimagineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -72,7 +72,23 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(src, dst) for src, dst in zip(inputs, output_paths(inputs, args.out)) if wanted(dst, args)]
     if not jobs:
         return nothing_to_do(args)
-    settings = RefineRequest(
+    settings = request_from_args(args)
+    replace(settings, images=load_images([jobs[0][0]])).resolved()  # check every value before the slow load
+    run_seed = seed_list(-1, 1)[0]
+
+    pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
+    steps = planned_steps(settings.steps, settings.strength)
+    with progress_bar(steps * len(jobs), "refine") as advance:
+        for src, dst in jobs:
+            image, text = refine_one(pipe, settings, load_images([src])[0], read_infotext(src), run_seed, advance)
+            save_png(image, dst, text)
+    print(f"wrote {len(jobs)} image(s) to {args.out}")
+    return 0
+
+
+def request_from_args(args: argparse.Namespace) -> RefineRequest:
+    """The :class:`RefineRequest` (without images) that the ``refine`` flags describe (pixel mode)."""
+    return RefineRequest(
         prompt=args.prompt,
         negative_prompt=args.negative_prompt,
         strength=args.strength,
@@ -85,17 +101,14 @@ def run(args: argparse.Namespace) -> int:
         negative_aesthetic_score=args.negative_aesthetic_score,
         seed=args.seed,
     )
-    replace(settings, images=load_images([jobs[0][0]])).resolved()  # check every value before the slow load
-    run_seed = seed_list(-1, 1)[0]
 
-    pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
-    steps = planned_steps(settings.steps, settings.strength)
-    with progress_bar(steps * len(jobs), "refine") as advance:
-        for src, dst in jobs:
-            image = load_images([src])[0]
-            base = BaseSettings.from_infotext(read_infotext(src))
-            seed = settings.seed if settings.seed != -1 else infotext_seed(base.infotext, run_seed)
-            result = refine(pipe, replace(settings, images=[image], base=base, seed=seed), progress=advance)
-            save_png(result.images[0], dst, result.infotexts[0])
-    print(f"wrote {len(jobs)} image(s) to {args.out}")
-    return 0
+
+def refine_one(
+    pipe: Any, settings: RefineRequest, image: Any, source_infotext: str | None, run_seed: int, progress: Any = None
+):
+    """Refine one input image; returns ``(image, infotext)``. Seed -1 takes the input's infotext seed, else
+    ``run_seed`` (one random seed per run)."""
+    base = BaseSettings.from_infotext(source_infotext)
+    seed = settings.seed if settings.seed != -1 else infotext_seed(base.infotext, run_seed)
+    result = refine(pipe, replace(settings, images=[image], base=base, seed=seed), progress=progress)
+    return result.images[0], result.infotexts[0]
