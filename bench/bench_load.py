@@ -1,4 +1,4 @@
-"""Load time and peak RSS of our single-file loader on FULL-SIZE synthesised checkpoints (issue 3, "Cost").
+"""Load time and peak RSS of our single-file loader on FULL-SIZE synthesised checkpoints .
 
 For each family a checkpoint is written in the original layout with random weights, from the bundled configs
 (``extension/configs``; converters from ``tests/tiny_models.py``): unclip-h and unclip-l as fp32 .safetensors (like the

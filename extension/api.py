@@ -12,7 +12,6 @@ import io
 import json
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import ModelLoadError, ReimagineError
@@ -26,9 +25,9 @@ MAX_IMAGES = 16
 REFINE_API = ParamTable(p for p in REFINER if p.name not in ("enabled", "mode", "keep_original", "model"))
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model the API offers: ``name`` is what requests use, ``path`` is relative to its models folder."""
+class ModelEntry(Protocol):
+    """One model the API offers (the hosts' :class:`~extension.loading.discovery.ModelChoice` has this shape):
+    ``name`` is what requests use, ``path`` is relative to its models folder."""
 
     name: str
     kind: str  # "unclip-h" | "unclip-l" | "sdxl-refiner"
@@ -268,17 +267,30 @@ def _run_interpolate(backend: Backend, values: dict[str, Any]) -> dict[str, Any]
 
 
 def _run_refine(backend: Backend, values: dict[str, Any]) -> dict[str, Any]:
-    from .engine.refiner import BaseSettings, RefineRequest, refine
+    from .engine import Result
+    from .engine.refiner import RefineRequest, refine
 
     model = find_model(backend, values.pop("model", None), ("sdxl-refiner",))
     images = _images(values, (1, MAX_IMAGES))
     seed = values.pop("seed", -1)
     settings = REFINE_API.validate(values)
-    # An uploaded PNG's own infotext (a WebUI or Reimagine output) is the base the blank controls inherit from.
-    base = BaseSettings.from_infotext(images[0].info.get("parameters"))
-    request = RefineRequest(images=images, base=base, mode="Pixel", seed=seed, **settings).validated()
-    result = backend.run_job(
-        "Refiner post-pass",
-        lambda progress, stop: refine(backend.load(model), request, progress=progress, should_stop=stop),
-    )
+    # Each uploaded PNG's own infotext (a WebUI or Reimagine output) is the base its blank controls inherit from.
+    requests = [
+        RefineRequest.from_controls(settings, image.info.get("parameters"), seed, images=[image], mode="Pixel")
+        for image in images
+    ]
+
+    def job(progress: Any, stop: Any) -> Result:
+        pipe, result = backend.load(model), Result()
+        for request in requests:
+            part = refine(pipe, request, progress=progress, should_stop=stop)
+            result.images += part.images
+            result.infotexts += part.infotexts
+            result.seeds += part.seeds
+            if part.interrupted:
+                result.interrupted = True
+                break
+        return result
+
+    result = backend.run_job("Refiner post-pass", job)
     return _response(result, {**settings, "seed": seed, "model": model.name})

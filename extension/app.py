@@ -2,7 +2,7 @@
 
 ``python -m extension serve [--port N] [--models-dir DIR]`` calls :func:`serve`. :func:`start` returns the running
 app (gradio ``demo``, its FastAPI ``app`` and the :class:`StandaloneHost`), so callers and tests can add routes
-(the REST API, always added here) or drive it.
+(the REST API) or drive it.
 """
 
 from __future__ import annotations

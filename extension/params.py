@@ -320,6 +320,39 @@ REFINER = ParamTable(
         ),
     ]
 )
+REFINER_SAME_SAMPLER = "Use same sampler"
+REFINER_SAME_SCHEDULER = "Use same scheduler"
+REFINER_SAME_CFG = 0.0
+"""The UI's spellings of "inherit the base's value" (the WebUI's own Hires fix spells them the same way); the
+table's value for each is None."""
+_REFINER_SAME = {
+    "sampler_name": REFINER_SAME_SAMPLER,
+    "scheduler": REFINER_SAME_SCHEDULER,
+    "cfg_scale": REFINER_SAME_CFG,
+}
+
+
+def refiner_values_from_ui(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Refiner control values as the UI (or an API caller) spells them → table values: "Use same sampler" /
+    "Use same scheduler" / blank, and CFG 0, mean inherit (None)."""
+    values = dict(raw)
+    for name in ("sampler_name", "scheduler"):
+        if values.get(name) in (_REFINER_SAME[name], ""):
+            values[name] = None
+    cfg = values.get("cfg_scale")
+    try:
+        if cfg is not None and cfg != "" and float(cfg) == REFINER_SAME_CFG:
+            values["cfg_scale"] = None
+    except (TypeError, ValueError):
+        pass  # not a number: the table's check says so
+    return values
+
+
+def refiner_value_to_ui(name: str, value: Any) -> Any:
+    """A table value → what the refiner control shows (None = the "inherit" spelling)."""
+    return _REFINER_SAME.get(name, value) if value is None else value
+
+
 REFINER_ENGINE_PARAMS = tuple(name for name in REFINER.params if name not in ("enabled", "model", "keep_original"))
 """The refiner engine's controls (``RefineRequest`` fields checked by :data:`REFINER`), in table order; ``enabled``,
 ``model`` and ``keep_original`` are the WebUI hook's business."""

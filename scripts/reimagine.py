@@ -1,7 +1,7 @@
 """sd-webui-reimagine: the WebUI entry point. Thin: load the core, register callbacks, define the Script class.
 
 The WebUI executes every ``scripts/*.py`` file itself (module name = file name, not in ``sys.modules``; the extension
-root is on ``sys.path`` only while this file runs; webui-api.md §2). So:
+root is on ``sys.path`` only while this file runs; docs/webui-contract.md §2). So:
 
 * the core package ``extension/`` is loaded under the unique module name ``sd_webui_reimagine`` (another extension's
   top-level ``extension``/``utils`` package can never shadow it, and it never shadows theirs), once per process;
@@ -62,7 +62,7 @@ script_callbacks.on_ui_settings(webui.on_ui_settings, name="reimagine")
 script_callbacks.on_app_started(webui.on_app_started, name="reimagine api")
 
 
-# ---- the refiner post-pass (issue 5) -------------------------------------------------------------------------------
+# ---- the refiner post-pass -------------------------------------------------------------------------------
 refiner = importlib.import_module(f"{CORE_NAME}.webui.refiner")
 
 

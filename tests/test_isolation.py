@@ -1,7 +1,7 @@
 """The extension inside a WebUI process: the core loads under its own name and never collides with other extensions.
 
 A1111 runs ``scripts/reimagine.py`` with ``spec_from_file_location("reimagine.py", path)``, the extension root on
-``sys.path`` only while the file runs, and the module kept out of ``sys.modules`` (webui-api.md §2); Forge leaves
+``sys.path`` only while the file runs, and the module kept out of ``sys.modules`` (docs/webui-contract.md §2); Forge leaves
 every extension root on ``sys.path``. Another extension may already have imported a top-level ``extension`` or
 ``utils``.
 """
@@ -131,7 +131,7 @@ def test_all_core_modules_use_relative_imports(webui: StubWebUI, foreign_package
 
 
 def test_webui_loader_registers_callbacks_and_reload_ui_reregisters_without_reimport(
-    each_webui: StubWebUI, foreign_packages: dict[str, ModuleType]
+    each_webui: StubWebUI, foreign_packages: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from modules import errors, script_callbacks
 
@@ -147,11 +147,13 @@ def test_webui_loader_registers_callbacks_and_reload_ui_reregisters_without_reim
     (callback,) = each_webui.callbacks("script_unloaded")
     assert callback.name == "sd-webui-reimagine/reimagine.py/script_unloaded/reimagine"
 
-    unloaded = []
-    script.webui.unload_hooks.append(lambda: unloaded.append(True))
+    host = core.webui.host.shared_host()
+    cleared = []
+    real_clear = type(host.cache).clear
+    monkeypatch.setattr(type(host.cache), "clear", lambda cache: cleared.append(cache) or real_clear(cache))
     (script_again,) = each_webui.reload_ui()
 
-    assert unloaded == [True]  # on_script_unloaded ran before the reload
+    assert cleared == [host.cache]  # on_script_unloaded released the pipelines before the reload
     assert script_again is not script  # the file ran again ...
     assert sys.modules[CORE] is core and hasattr(core, "loaded_marker")  # ... but the core was not re-imported
     assert script_again.webui is script.webui
@@ -162,8 +164,8 @@ def test_webui_loader_registers_callbacks_and_reload_ui_reregisters_without_reim
         assert sys.path == path_before  # A1111: the root was on sys.path only during the load
     else:
         assert str(each_webui.extension_dir) in sys.path  # Forge: script basedirs stay on sys.path
-    # a callback that raises is reported, not propagated
-    script.webui.unload_hooks.append(lambda: 1 / 0)
+    # an error while releasing is reported, not propagated
+    monkeypatch.setattr(type(host.cache), "clear", lambda cache: 1 / 0)
     script_callbacks.script_unloaded_callback()
 
 

@@ -1,4 +1,4 @@
-"""Model loading (issue 3): every tiny form loads offline to the fixture's weights; wrong/bad/unsafe files are refused
+"""Model loading: every tiny form loads offline to the fixture's weights; wrong/bad/unsafe files are refused
 with clear messages; the cache reuses loads."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The refiner post-pass inside txt2img / img2img (issue 5 "WebUI hook"), against the WebUI stand-in (tests/webui_stub).
+"""The refiner post-pass inside txt2img / img2img against the WebUI stand-in (tests/webui_stub).
 
 Generations run through the stand-in's ``processing.process_images`` (the WebUI's hook order, a fake sampler and VAE:
 ``sd_model.decode_calls`` counts decodes) with the tiny SDXL refiner placed in ``models/Stable-diffusion`` and found
@@ -199,7 +199,7 @@ def test_disabled_does_nothing(site: StubWebUI, tmp_path: Path) -> None:
     tab = Tab(site)
     p, processed = tab.generate(tab.args(), tmp_path)
     assert PREFIX not in processed.infotexts[0]
-    assert core("webui.tab").host()._cache is None  # no model was even looked at
+    assert core("webui.host").shared_host()._cache is None  # no model was even looked at
     assert [c for c in shared.state.calls if c[0] == "nextjob"] == [("nextjob",)]
     assert not [c for c in sd_models.calls if c[0] != "list_models"]
     assert p.sd_model.decode_calls == 1
@@ -243,6 +243,31 @@ def test_latent_mode_refines_sdxl_latents_with_one_decode(
     images = processed.images[processed.index_of_first_image :]
     assert len(images) == 2 and all(differs(a, b) for a, b in zip(images, plain.images[plain.index_of_first_image :]))
     assert all(params(text)[f"{PREFIX} mode"] == "Latent" for text in processed.infotexts)
+
+
+def test_nan_refined_latents_keep_the_base_image(
+    site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An all-NaN refined batch (fp16 overflow) must not reach the WebUI's ``devices.test_for_nans`` (which raises
+    NansException after ``post_sample`` and loses the generation): the base latents stay, the error is reported."""
+    import torch
+
+    engine = core("engine.refiner")
+    real = engine.refine
+
+    def overflowing(pipe: Any, request: Any, **kwargs: Any) -> Any:
+        result = real(pipe, request, **kwargs)
+        result.latents = torch.full_like(result.latents, float("nan"))
+        return result
+
+    monkeypatch.setattr(engine, "refine", overflowing)
+    tab = Tab(site)
+    _, plain = tab.generate(tab.args(), tmp_path / "off", sdxl=True)
+    _, processed = tab.generate(tab.args(ON), tmp_path / "on", sdxl=True)
+    assert len(processed.images) == 1 and not differs(processed.images[0], plain.images[0])
+    info = params(processed.infotexts[0])
+    assert "NaN latents" in info[f"{PREFIX} error"] and f"{PREFIX} mode" not in info
+    assert tab.jobs == (2, 2)
 
 
 def test_latent_batch_with_different_prompts(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -363,6 +388,26 @@ def test_infotext_pastes_back_every_control(site: StubWebUI, tmp_path: Path) -> 
     assert [str(k) for _, k in img2img.script.infotext_fields] == [str(k) for _, k in tab.script.infotext_fields]
 
 
+def test_paste_sets_the_model_of_a_dropdown_built_empty(
+    site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WebUI converts a plain pasted value with ``type(dropdown.value)``; a dropdown built before any refiner was
+    found has the value None, so only an update object reaches it."""
+    from modules import infotext_utils
+
+    host = core("webui.host").shared_host()
+    real_models = host.models
+    monkeypatch.setattr(host, "models", lambda *a, **k: [])
+    empty = Tab(site)  # no refiner yet: the dropdown's value is None
+    monkeypatch.setattr(host, "models", real_models)
+    controls = dict(zip(REFINER.params, empty.script.controls))
+    assert controls["model"].value is None
+    infotext_utils.add_paste_fields("txt2img", None, list(empty.runner.infotext_fields))
+    _, processed = Tab(site).generate(Tab(site).args(ON), tmp_path)
+    pasted = infotext_utils.paste_infotext("txt2img", processed.infotexts[0])
+    assert pasted[controls["model"]] == REFINER_FILE
+
+
 def test_pasted_infotext_reproduces_the_image(site: StubWebUI, tmp_path: Path) -> None:
     from modules import infotext_utils
 
@@ -462,7 +507,7 @@ def test_a_failing_pass_keeps_the_image_and_says_why(
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(engine, "refine", broken)
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)
     tab = Tab(site)
     _, processed = tab.generate(tab.args(ON), tmp_path, batch_size=2)
@@ -497,7 +542,7 @@ def test_interrupt_mid_pass_leaves_a_valid_image_and_restored_state(
         return real(pipe, request, progress=report, should_stop=should_stop)
 
     monkeypatch.setattr(engine, "refine", interrupted)
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)  # a full GPU: the WebUI's model has to make room
     tab = Tab(site)
     _, plain = tab.generate(tab.args(), tmp_path / "off", sdxl=sdxl)
@@ -548,7 +593,7 @@ def test_refiner_stays_resident_or_is_offloaded(
 ) -> None:
     from modules import shared
 
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     tab = Tab(site)
     tab.generate(tab.args(ON), tmp_path / "a", batch_size=2)
     tab.generate(tab.args(ON), tmp_path / "b")
@@ -623,7 +668,7 @@ def test_forge_flavour(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.Monk
     from backend import memory_management
     from modules import sd_models
 
-    host = core("webui.refiner").host()
+    host = core("webui.host").shared_host()
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)
     tab = Tab(site)
     _, pixel = tab.generate(tab.args(ON), tmp_path / "pixel")
@@ -635,4 +680,4 @@ def test_forge_flavour(site: StubWebUI, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_config_root_comes_from_the_environment(site: StubWebUI, tiny: Any) -> None:
-    assert core("webui.refiner").host().config_root == Path(tiny.config_root)
+    assert core("webui.host").shared_host().config_root == Path(tiny.config_root)

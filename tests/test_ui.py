@@ -1,4 +1,4 @@
-"""The Reimagine tab, the standalone app and the WebUI adapter (issue 6): built under this environment's gradio
+"""The Reimagine tab, the standalone app and the WebUI adapter: built under this environment's gradio
 (3.41 in a1111, 4.40 in forge) and wired against the WebUI stand-in (tests/webui_stub).
 
 Jobs are driven through the same handlers gradio calls. A fake engine (instant, scriptable) checks the job logic —
@@ -632,7 +632,7 @@ def _webui_run(host: Any, fake: FakeEngine, args: list[Any]) -> tuple:
 
 
 def _stub_host(monkeypatch: pytest.MonkeyPatch) -> Any:
-    host = _core("webui.tab").host()
+    host = _core("webui.host").shared_host()
     host._cache = FakeCache()
     choice = _core("loading.discovery").ModelChoice("m", "unclip-h", "m.safetensors", Path("/models/m.safetensors"))
     monkeypatch.setattr(
@@ -762,7 +762,7 @@ def test_webui_model_folders_and_settings(webui: StubWebUI, tmp_path: Path) -> N
     from modules import script_callbacks, shared
 
     script_callbacks.ui_settings_callback()
-    host = _core("webui.tab").host()
+    host = _core("webui.host").shared_host()
     shared.opts.reimagine_models_dirs = f"{tmp_path / 'a'}\n\n{tmp_path / 'b'}"
     shared.cmd_opts.ckpt_dir = str(tmp_path / "ckpt")
     folders = host.model_folders()
@@ -796,7 +796,7 @@ def test_webui_generate_with_tiny_model(webui: StubWebUI, tiny: Any, image: Imag
     webui.load_scripts()
     from modules import script_callbacks, shared
 
-    host = _core("webui.tab").host()
+    host = _core("webui.host").shared_host()
     host.config_root = tiny.config_root
     script_callbacks.ui_tabs_callback()
     tab = _core("webui.tab").last_tab

@@ -1,4 +1,4 @@
-"""The WebUI stand-in behaves as webui-api.md says the WebUI does (so tests written against it mean something)."""
+"""The WebUI stand-in behaves as docs/webui-contract.md says the WebUI does (so tests written against it mean something)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     vary.add_parsers(commands)
-
     serve = commands.add_parser("serve", help="the Reimagine and Refine tabs as a local web app (127.0.0.1)")
     serve.add_argument("--port", type=int, default=7861)
     serve.add_argument("--models-dir", type=Path, default=None, help="folder with unCLIP / SDXL refiner models")

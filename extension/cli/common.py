@@ -1,5 +1,5 @@
-"""Helpers shared by the subcommands: options from the parameter table, input expansion, the resume rule, the
-progress bar."""
+"""What every command shares: options from the parameter table, input discovery, the resume rule, output planning,
+the progress bar and image reading."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from ..params import Param
 
 
 def flag(param: Param) -> str:
-    """The option spelling of a parameter: ``--noise-level`` for ``noise_level``."""
+    """The option spelling of a parameter: ``noise_level`` → ``--noise-level``."""
     return "--" + param.name.replace("_", "-")
 
 
@@ -35,6 +36,7 @@ def add_param(parser: argparse.ArgumentParser, param: Param, *flags: str, **over
 
 
 def model_options(parser: argparse.ArgumentParser, model_help: str) -> None:
+    """``--model``, ``--out``, ``--overwrite``, ``--device``, ``--config-root``."""
     parser.add_argument("--model", required=True, help=model_help)
     parser.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
@@ -45,6 +47,33 @@ def model_options(parser: argparse.ArgumentParser, model_help: str) -> None:
         default=None,
         help="folder of config-only model folders for single files (default: the bundled configs)",
     )
+
+
+@dataclass
+class Job:
+    """One output file and the request that makes it (``seed_offset`` indexes the request's seeds)."""
+
+    path: Path
+    seed_offset: int
+
+
+def plan_requests(todo: list[Job], batch_size: int) -> list[tuple[list[Job], int, int]]:
+    """Group missing outputs into requests ``(outputs, n_iter, batch_size)``: each run of consecutive outputs is one
+    request of full batches (one CLIP encode) plus one for the remainder; a resumed folder may have holes."""
+    runs: list[list[Job]] = []
+    for job in todo:
+        if runs and job.seed_offset == runs[-1][-1].seed_offset + 1:
+            runs[-1].append(job)
+        else:
+            runs.append([job])
+    requests = []
+    for run in runs:
+        full, rest = divmod(len(run), batch_size)
+        if full:
+            requests.append((run[: full * batch_size], full, batch_size))
+        if rest:
+            requests.append((run[full * batch_size :], 1, rest))
+    return requests
 
 
 def input_images(paths: Sequence[Path]) -> list[Path]:
@@ -63,21 +92,24 @@ def wanted(path: Path, args: argparse.Namespace) -> bool:
 
 
 def nothing_to_do(args: argparse.Namespace, what: str = "outputs") -> int:
-    """Say that a re-run found every output already written; exit status 0."""
+    """Say that every output exists already (exit status 0)."""
     print(f"nothing to do: all {what} exist in {args.out} (use --overwrite to redo them)")
     return 0
 
 
 @contextmanager
-def progress_bar(total: int, description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar over ``total`` steps on stderr; yields the engines' ``progress(step, steps)`` callback (requests
-    run one after another, each counting its own steps from 1) and closes the bar on exit."""
+def progress_bar(runs: int, description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr over ``runs`` engine runs (batches or strips) that run one after another; yields the
+    engines' ``progress(step, steps)`` callback and closes the bar on exit. The steps of a run are what the engine
+    reports (its scheduler's own count), so the bar's total is set from the first report."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=description, unit="step", file=sys.stderr)
+    bar = tqdm(total=None, desc=description, unit="step", file=sys.stderr)
     position = {"base": 0}
 
     def advance(step: int, steps: int) -> None:
+        if bar.total is None:
+            bar.total = runs * steps
         bar.n = position["base"] + step
         bar.refresh()
         if step == steps:
@@ -89,8 +121,8 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[int, int], 
         bar.close()
 
 
-def load_images(paths: Sequence[Path]):
-    """The images at ``paths`` as RGB; a missing or unreadable file is a user error."""
+def load_images(paths: Sequence[Path]) -> list[Any]:
+    """The files as RGB PIL images; a user error names a file that is missing or not an image."""
     from PIL import Image, UnidentifiedImageError
 
     images = []

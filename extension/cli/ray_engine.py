@@ -29,8 +29,9 @@ from typing import Any
 
 from ..errors import ReimagineError
 from ..outputs import IMAGE_SUFFIXES, png_info, save_png
-from .refine import output_paths, refine_one, request_from_args
-from .vary import Job, make_outputs, settings_from_args
+from .common import Job
+from .refine import output_paths, request_for
+from .vary import make_outputs, settings_from_args
 
 INSTALL_HINT = (
     '--engine ray needs Ray Data: pip install "ray[data]>=2.40" "pyarrow<20" (or pip install ".[ray]" in this folder)'
@@ -171,11 +172,10 @@ def plan(args: argparse.Namespace, command: str, in_files: Any, inputs: list[str
             if todo:
                 rows.append(json.dumps({"src": src, "seed": seed, "todo": todo, "stem": stem}))
     else:
-        run_seed = seed_list(-1, 1)[0]
         names = [p.name for p in output_paths([Path(src) for src in inputs], Path(out))]
         for src, name in zip(inputs, names):
             if args.overwrite or not exists(out_files, f"{out}/{name}"):
-                rows.append(json.dumps({"src": src, "dst": name, "run_seed": run_seed}))
+                rows.append(json.dumps({"src": src, "dst": name}))
             else:
                 skipped += 1
     return rows, skipped
@@ -233,8 +233,10 @@ class Worker:
         dst = f"{self.out}/{row['dst']}"
         if not args.overwrite and exists(self.out_files, dst):
             return 0, 1
-        picture, infotext = refine_one(self.pipe, request_from_args(args), image, source_infotext, row["run_seed"])
-        save(picture, dst, infotext)
+        from ..engine.refiner import refine
+
+        result = refine(self.pipe, request_for(args, image, source_infotext))
+        save(result.images[0], dst, result.infotexts[0])
         return 1, 0
 
 
@@ -261,7 +263,7 @@ def validate(args: argparse.Namespace, command: str) -> None:
             raise ReimagineError("--weights (one mix of all inputs) runs on one machine: drop --engine ray")
         replace(settings_from_args(args), images=probe, mix=args.mix).validated()
     else:
-        replace(request_from_args(args), images=probe).resolved()
+        request_for(args, probe[0], None).resolved()
 
 
 def require_ray() -> Any:

@@ -1,32 +1,21 @@
-"""``refine``: one SDXL-refined PNG per input image (pixel mode), inheriting each PNG's infotext."""
+"""``refine``: the SDXL refiner over finished images (pixel mode), one refined PNG per input, resumable."""
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..engine import seed_list
-from ..engine.refiner import (
-    FALLBACK_CFG_SCALE,
-    FALLBACK_SAMPLER,
-    FALLBACK_SCHEDULE,
-    BaseSettings,
-    RefineRequest,
-    infotext_seed,
-    planned_steps,
-    refine,
-)
+from ..engine.refiner import FALLBACK_CFG_SCALE, FALLBACK_SAMPLER, FALLBACK_SCHEDULE
 from ..errors import ReimagineError
-from ..params import REFINER, REIMAGINE
+from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from .common import add_param, input_images, load_images, model_options, nothing_to_do, progress_bar, wanted
 
 
 def add_parser(commands: Any) -> None:
-    """Add the ``refine`` subcommand (called by :func:`cli.build_parser`)."""
+    """Add the ``refine`` subcommand."""
     parser = commands.add_parser(
         "refine",
         help="SDXL refiner post-pass over images (a folder refines every image in it)",
@@ -65,6 +54,7 @@ def output_paths(inputs: Sequence[Path], out: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
+    from ..engine.refiner import refine
     from ..loading import load_sdxl
     from ..outputs import read_infotext, save_png
 
@@ -72,43 +62,24 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(src, dst) for src, dst in zip(inputs, output_paths(inputs, args.out)) if wanted(dst, args)]
     if not jobs:
         return nothing_to_do(args)
-    settings = request_from_args(args)
-    replace(settings, images=load_images([jobs[0][0]])).resolved()  # check every value before the slow load
-    run_seed = seed_list(-1, 1)[0]
+
+    def request(src: Path) -> Any:
+        return request_for(args, load_images([src])[0], read_infotext(src))
+
+    request(jobs[0][0]).resolved()  # check every value (and the sampler/schedule pair) before the slow load
 
     pipe = load_sdxl(args.model, role="refiner", config_root=args.config_root, device=args.device)
-    steps = planned_steps(settings.steps, settings.strength)
-    with progress_bar(steps * len(jobs), "refine") as advance:
+    with progress_bar(len(jobs), "refine") as advance:
         for src, dst in jobs:
-            image, text = refine_one(pipe, settings, load_images([src])[0], read_infotext(src), run_seed, advance)
-            save_png(image, dst, text)
+            result = refine(pipe, request(src), progress=advance)
+            save_png(result.images[0], dst, result.infotexts[0])
     print(f"wrote {len(jobs)} image(s) to {args.out}")
     return 0
 
 
-def request_from_args(args: argparse.Namespace) -> RefineRequest:
-    """The :class:`RefineRequest` (without images) that the ``refine`` flags describe (pixel mode)."""
-    return RefineRequest(
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        strength=args.strength,
-        steps=args.steps,
-        mode="Pixel",
-        cfg_scale=args.cfg_scale,
-        sampler_name=args.sampler_name,
-        scheduler=args.scheduler,
-        aesthetic_score=args.aesthetic_score,
-        negative_aesthetic_score=args.negative_aesthetic_score,
-        seed=args.seed,
-    )
+def request_for(args: argparse.Namespace, image: Any, source_infotext: str | None) -> Any:
+    """The pixel-mode :class:`RefineRequest` for one input image and its PNG infotext (blank controls inherit it)."""
+    from ..engine.refiner import RefineRequest
 
-
-def refine_one(
-    pipe: Any, settings: RefineRequest, image: Any, source_infotext: str | None, run_seed: int, progress: Any = None
-):
-    """Refine one input image; returns ``(image, infotext)``. Seed -1 takes the input's infotext seed, else
-    ``run_seed`` (one random seed per run)."""
-    base = BaseSettings.from_infotext(source_infotext)
-    seed = settings.seed if settings.seed != -1 else infotext_seed(base.infotext, run_seed)
-    result = refine(pipe, replace(settings, images=[image], base=base, seed=seed), progress=progress)
-    return result.images[0], result.infotexts[0]
+    controls = {name: getattr(args, name) for name in REFINER_ENGINE_PARAMS if hasattr(args, name)}
+    return RefineRequest.from_controls(controls, source_infotext, args.seed, images=[image], mode="Pixel")

@@ -1,19 +1,29 @@
-"""``vary`` (variations of images or of a mix) and ``interpolate`` (a strip of frames from A to B)."""
+"""``vary`` and ``interpolate``: Stable unCLIP variations of images, mixes and strips, written as PNGs."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ReimagineError
 from ..params import FRAMES, NOISE_PRESETS, REIMAGINE
-from .common import add_param, input_images, load_images, model_options, nothing_to_do, progress_bar, wanted
+from .common import (
+    Job,
+    add_param,
+    input_images,
+    load_images,
+    model_options,
+    nothing_to_do,
+    plan_requests,
+    progress_bar,
+    wanted,
+)
 
 
 def add_parsers(commands: Any) -> None:
-    """Add the ``vary`` and ``interpolate`` subcommands (called by :func:`extension.cli.build_parser`)."""
+    """Add the ``vary`` and ``interpolate`` subcommands."""
     vary = commands.add_parser("vary", help="variations of one image, of each image in a folder, or of a mix")
     vary.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image file(s) or folder(s)")
     _generation_options(vary)
@@ -65,33 +75,6 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
     add_param(parser, table["fit"])
 
 
-@dataclass
-class Job:
-    """One output file and the request that makes it (``seed_offset`` indexes the request's seeds)."""
-
-    path: Path
-    seed_offset: int
-
-
-def batch_requests(todo: list[Job], batch_size: int) -> list[tuple[list[Job], int, int]]:
-    """Group missing outputs into requests ``(outputs, n_iter, batch_size)``: each run of consecutive outputs is one
-    request of full batches (one CLIP encode) plus one for the remainder; a resumed folder may have holes."""
-    runs: list[list[Job]] = []
-    for job in todo:
-        if runs and job.seed_offset == runs[-1][-1].seed_offset + 1:
-            runs[-1].append(job)
-        else:
-            runs.append([job])
-    requests = []
-    for run in runs:
-        full, rest = divmod(len(run), batch_size)
-        if full:
-            requests.append((run[: full * batch_size], full, batch_size))
-        if rest:
-            requests.append((run[full * batch_size :], 1, rest))
-    return requests
-
-
 def settings_from_args(args: argparse.Namespace):
     """The :class:`VariationRequest` (without images) that the generation flags describe."""
     from ..engine.unclip import VariationRequest
@@ -134,7 +117,6 @@ def _weights(text: str | None, count: int) -> list[float] | None:
 def run_vary(args: argparse.Namespace) -> int:
     """``vary``: n variations per input image (or per mix)."""
     from ..engine import seed_list
-    from ..engine.unclip import scheduler_steps
     from ..outputs import save_png
 
     inputs = input_images(args.images)
@@ -158,9 +140,9 @@ def run_vary(args: argparse.Namespace) -> int:
         return nothing_to_do(args)
 
     pipe = _load_unclip(args)
-    steps = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
+    runs = sum(n_iter for _, todo in plans for _, n_iter, _ in plan_requests(todo, args.batch_size))
     written = 0
-    with progress_bar(pending * steps, "vary") as advance:
+    with progress_bar(runs, "vary") as advance:
         for group, todo in plans:
             base = replace(settings, images=load_images(group), weights=weights, mix=args.mix)
             written += make_outputs(pipe, base, seed, todo, args.batch_size, save_png, progress=advance)
@@ -176,7 +158,7 @@ def make_outputs(
     from ..engine.unclip import iter_batches
 
     written = 0
-    for outputs, n_iter, size in batch_requests(todo, batch_size):
+    for outputs, n_iter, size in plan_requests(todo, batch_size):
         request = replace(base, seed=(seed + outputs[0].seed_offset) % 2**32, n_iter=n_iter, batch_size=size)
         pending_outputs = iter(outputs)
         for batch in iter_batches(pipe, request, progress=progress):
@@ -189,7 +171,7 @@ def make_outputs(
 def run_interpolate(args: argparse.Namespace) -> int:
     """``interpolate``: frames from A to B."""
     from ..engine import seed_list
-    from ..engine.unclip import InterpolationRequest, interpolate, scheduler_steps
+    from ..engine.unclip import InterpolationRequest, interpolate
     from ..outputs import save_png
 
     stem = f"{args.image_a.stem}-to-{args.image_b.stem}"
@@ -202,8 +184,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     image_a, image_b = load_images([args.image_a, args.image_b])
     replace(settings, images=[image_a, image_b], mix="slerp").validated()
     pipe = _load_unclip(args)
-    steps = scheduler_steps(pipe, settings.sampler_name, settings.scheduler, settings.steps)
-    with progress_bar(args.frames * steps, "interpolate") as advance:
+    with progress_bar(1, "interpolate") as advance:
         result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)
     for path, image, text in zip(paths, result.images, result.infotexts):
         if wanted(path, args):

@@ -1,8 +1,12 @@
-"""The engines: Stable unCLIP variations (:mod:`.unclip`) and the SDXL refiner post-pass (:mod:`.refiner`), with the
-schedulers (:mod:`.samplers`) and dtype/device choice (:mod:`.precision`) they share.
+"""The two engines and what they share.
 
-What both engines share lives here: the result type, seeds, the progress/stop callback types, how numbers and the
-version are written into infotexts. No torch, gradio or WebUI at import time.
+- :mod:`.unclip`: image variations and interpolation with Stable unCLIP 2.1;
+- :mod:`.refiner`: the SDXL refiner pass over images or SDXL latents;
+- :mod:`.samplers`: the WebUI's sampler / schedule names → diffusers schedulers;
+- :mod:`.precision`: device and dtype policy.
+
+This module holds what both engines return and report: :class:`Result`, per-image seeds, the progress / stop
+callback types, the infotext's number format and version. It imports nothing heavy (no torch).
 """
 
 from __future__ import annotations
@@ -10,20 +14,20 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from PIL import Image
+from typing import Any
 
 ProgressFn = Callable[[int, int], None]
+"""``progress(step, total)``: called after every sampling step."""
+
 StopFn = Callable[[], bool]
+"""``should_stop()``: polled between steps; True ends the job (Interrupt / Skip)."""
 
 
 @dataclass
 class Result:
     """Images with their infotexts and seeds; ``interrupted`` when a stop request cut the job short."""
 
-    images: list[Image.Image] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)  # PIL images
     infotexts: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     interrupted: bool = False
@@ -51,12 +55,12 @@ def seed_list(seed: int, count: int) -> list[int]:
 
 
 def format_number(value: float) -> str:
-    """A number as infotext writes it: ``7`` for 7.0, else the shortest form (``0.25``)."""
+    """A number as the infotext writes it: ``7`` not ``7.0``, ``0.25`` as is."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def version() -> str:
-    """The extension's version (the infotext's ``Reimagine`` value)."""
+    """This extension's version, written to every infotext as ``Reimagine: <version>``."""
     from .. import __version__
 
     return __version__

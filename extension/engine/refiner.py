@@ -34,19 +34,23 @@ no-op, the latent-family check, the prompt encoded once per request, per-image s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from PIL import Image
 
 from .. import infotext
 from ..errors import ParamError
-from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE
+from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE, refiner_values_from_ui
 from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule
+
+if TYPE_CHECKING:
+    pass
+
 
 # The SDXL latent space (base and refiner share the VAE): 4 channels, scaling factor 0.13025.
 SDXL_SCALING_FACTOR = 0.13025
@@ -122,6 +126,27 @@ class RefineRequest:
     crop_left: int = 0
     return_latents: bool = False  # latent mode: return refined latents (Result.latents) instead of decoding
 
+    @classmethod
+    def from_controls(
+        cls, values: Mapping[str, Any], base: BaseSettings | str | None = None, seed: Any = -1, **fields: Any
+    ) -> RefineRequest:
+        """The one way a request is made from refiner controls (the txt2img hook, the tab's button, the REST API and
+        the CLI all call this), validated.
+
+        ``values``: control values by API name, as the UI or an API caller spells them ("Use same sampler", CFG 0 and
+        blanks inherit; names outside the engine's controls are ignored); ``base``: the base generation's settings, or
+        its infotext; ``seed``: −1 takes the base infotext's ``Seed``, else a random one. ``fields`` sets the rest
+        (``images``, ``latents``, ``seeds``, ``mode``, ...).
+        """
+        engine = {name: value for name, value in values.items() if name in REFINER_ENGINE_PARAMS}
+        checked = REFINER.validate(refiner_values_from_ui(engine))
+        base = base if isinstance(base, BaseSettings) else BaseSettings.from_infotext(base)
+        seed = REIMAGINE["seed"].coerce(seed)
+        if seed == -1:
+            seed = infotext_seed(base.infotext, seed_list(-1, 1)[0])
+        controls = {name: checked[name] for name in REFINER_ENGINE_PARAMS}
+        return cls(base=base, seed=seed, **{**controls, **fields}).validated()
+
     def validated(self) -> RefineRequest:
         """A copy with every value checked (raises :class:`ParamError`)."""
         values = REFINER.validate({name: getattr(self, name) for name in REFINER_ENGINE_PARAMS})
@@ -165,7 +190,7 @@ class RefineRequest:
 
 @dataclass
 class RefineResult(Result):
-    """:class:`extension.engine.Result` plus the mode that ran and, with ``return_latents``, the refined latents."""
+    """:class:`reimagine.Result` plus the mode that ran and, with ``return_latents``, the refined latents."""
 
     mode: str = ""  # "Latent" or "Pixel"
     latents: torch.Tensor | None = None
@@ -547,6 +572,10 @@ def _refine_images(pipe, request, seeds, planned, result, progress, should_stop)
         result.images.append(refined)
         result.seeds.append(seed)
         result.infotexts.append(build_infotext(request, pipe, "Pixel", seed, image.size))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line: python -m extension refine IMAGE... --model PATH_OR_ID --out DIR
 
 
 def infotext_seed(text: str, fallback: int) -> int:

@@ -228,19 +228,21 @@ def decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
 def build_infotext(request: VariationRequest, pipe: Any, seed: int, size: tuple[int, int], extra=None) -> str:
     """The WebUI-format infotext of one output."""
     model = model_identity(pipe)
+    key = {param.name: param.infotext for param in REIMAGINE if param.infotext}  # the table's infotext keys
+    mixed = len(request.images) > 1
     params: dict[str, Any] = {
-        "Steps": request.steps,
-        "Sampler": request.sampler_name,
-        "Schedule type": resolved_schedule(request.sampler_name, request.scheduler),
-        "CFG scale": format_number(request.cfg_scale),
-        "Seed": seed,
+        key["steps"]: request.steps,
+        key["sampler_name"]: request.sampler_name,
+        key["scheduler"]: resolved_schedule(request.sampler_name, request.scheduler),
+        key["cfg_scale"]: format_number(request.cfg_scale),
+        key["seed"]: seed,
         "Size": f"{size[0]}x{size[1]}",
         "Model hash": model.hash or None,
         "Model": model.name or None,
-        "Noise level": request.noise_level,
-        "CLIP fit": request.fit,
-        "Mix weights": ", ".join(format_number(w) for w in request.weights) if len(request.images) > 1 else None,
-        "Mix mode": request.mix if len(request.images) > 1 else None,
+        key["noise_level"]: request.noise_level,
+        key["fit"]: request.fit,
+        "Mix weights": ", ".join(format_number(w) for w in request.weights) if mixed else None,
+        key["mix"]: request.mix if mixed else None,
     }
     params.update(extra or {})
     params["Reimagine"] = version()
@@ -334,13 +336,6 @@ def generate(
         result.infotexts.extend(batch.infotexts)
         result.seeds.extend(batch.seeds)
     return result
-
-
-def scheduler_steps(pipe: Any, sampler: str, schedule: str, steps: int) -> int:
-    """How many sampling steps one batch reports for ``steps`` (second-order samplers evaluate more timesteps)."""
-    scheduler = make_scheduler(dict(pipe.scheduler.config), sampler, schedule)
-    scheduler.set_timesteps(steps)
-    return len(scheduler.timesteps)
 
 
 @dataclass

@@ -9,7 +9,10 @@ Public API::
     ModelCache().get(role, source, **loader_kwargs)      # role "unclip" | "refiner" | "base"
     pipe.reimagine_info -> ModelInfo(name, kind, path, source; .hash lazily)
 
-Heavy libraries (diffusers, transformers) are imported only when a model is loaded.
+Heavy libraries (diffusers, transformers) are imported only when a model is loaded, and torch only when one of
+these names is first used: the package resolves them lazily (PEP 562), so ``loading.discovery`` (model lists for
+the UI) stays cheap to import.
+    free_memory(device)                                   # gc + empty the device cache
 """
 
 from __future__ import annotations
@@ -17,67 +20,41 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Lazy (PEP 562): ``loading.discovery`` is imported when the WebUI loads the script, which must not import torch.
-_SOURCES = {
-    "ModelCache": "cache",
-    "Checkpoint": "checkpoint",
-    "file_identity": "checkpoint",
-    "load_weights_only": "checkpoint",
-    "read_state_dict": "checkpoint",
-    "tensor_bytes": "checkpoint",
+_WHERE = {
     "BUNDLED_CONFIGS": "configs",
-    "build_tokenizer": "configs",
-    "config_dir": "configs",
+    "Checkpoint": "checkpoint",
+    "KARLO_FILE": "unclip",
     "KINDS": "detect",
+    "ModelCache": "cache",
+    "ModelInfo": "info",
     "ROLES": "detect",
+    "Source": "source",
+    "build_tokenizer": "configs",
     "check_role": "detect",
+    "config_dir": "configs",
     "describe": "detect",
     "detect_kind": "detect",
-    "folder_kind": "detect",
-    "yaml_unclip_override": "detect",
-    "ModelInfo": "info",
-    "load_sdxl": "sdxl",
-    "Source": "source",
-    "resolve_source": "source",
-    "KARLO_FILE": "unclip",
+    "file_identity": "checkpoint",
     "find_karlo_stats": "unclip",
+    "folder_kind": "detect",
+    "free_memory": "_common",
     "load_karlo_stats": "unclip",
+    "load_sdxl": "sdxl",
     "load_unclip": "unclip",
+    "load_weights_only": "checkpoint",
+    "read_state_dict": "checkpoint",
+    "resolve_source": "source",
+    "tensor_bytes": "checkpoint",
+    "yaml_unclip_override": "detect",
 }
 
-
-__all__ = [
-    "BUNDLED_CONFIGS",
-    "KARLO_FILE",
-    "KINDS",
-    "ROLES",
-    "Checkpoint",
-    "ModelCache",
-    "ModelInfo",
-    "Source",
-    "build_tokenizer",
-    "check_role",
-    "config_dir",
-    "describe",
-    "detect_kind",
-    "file_identity",
-    "find_karlo_stats",
-    "folder_kind",
-    "load_karlo_stats",
-    "load_sdxl",
-    "load_unclip",
-    "load_weights_only",
-    "read_state_dict",
-    "resolve_source",
-    "tensor_bytes",
-    "yaml_unclip_override",
-]
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first use (keeps ``import extension.loading`` torch-free)."""
-    if name not in _SOURCES:
+    """Import the submodule that defines ``name`` on first use (PEP 562)."""
+    if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
     globals()[name] = value
     return value

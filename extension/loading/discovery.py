@@ -69,8 +69,8 @@ def _ckpt_is_candidate(path: Path) -> bool:
 
 def file_kind(path: Path, config_root: Path | None = None) -> str:
     """The kind of a checkpoint file (``"unclip-h"``, ``"sdxl-refiner"``, ...; ``"unknown"`` when unreadable)."""
-    from . import Checkpoint, detect_kind, yaml_unclip_override
-    from .checkpoint import safetensors_shapes
+    from .checkpoint import Checkpoint, safetensors_shapes
+    from .detect import detect_kind, yaml_unclip_override
 
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
@@ -97,7 +97,7 @@ def file_kind(path: Path, config_root: Path | None = None) -> str:
 
 def folder_kind(path: Path, config_root: Path | None = None) -> str:
     """The kind of a diffusers folder."""
-    from . import folder_kind as loader_folder_kind
+    from .detect import folder_kind as loader_folder_kind
 
     try:
         return loader_folder_kind(path, config_root=config_root)

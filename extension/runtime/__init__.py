@@ -1,2 +1,3 @@
-"""Where a job runs, without gradio: the :class:`~.host.Host` seam (queue, progress, memory policy) and what the
-buttons do (:mod:`.jobs`)."""
+"""How a job runs, without gradio and without the WebUI: :mod:`.host` (the :class:`~.host.Host` seam: models,
+memory, serialised jobs, outputs; :class:`~.host.Control`: progress, interrupt, skip) and :mod:`.jobs` (what the
+tab's buttons do)."""

@@ -231,10 +231,6 @@ class Host(ABC):
                 )
             return [choice for choice in self._models if choice.kind in kinds]
 
-    def all_models(self) -> list[ModelChoice]:
-        """Every model offered anywhere (unCLIP and SDXL refiner): the API's ``GET /models``."""
-        return self.models(OFFERED_KINDS)
-
     def find(self, name: str | None, kinds: Sequence[str] = UNCLIP_KINDS) -> ModelChoice:
         """The model called ``name`` (a name from :meth:`models`, never a path); ModelLoadError otherwise."""
         choices = self.models(kinds)
@@ -338,7 +334,7 @@ class Host(ABC):
 
         if getattr(pipe, "device", None) is not None and torch.device(pipe.device).type != "cpu":
             pipe.to("cpu")
-            from ..loading._common import free_memory
+            from ..loading import free_memory
 
             free_memory()
 
@@ -374,10 +370,15 @@ class Host(ABC):
         """The Skip button."""
         self.control().skip()
 
+    def release(self) -> None:
+        """Drop every loaded pipeline and free its memory (Reload UI); the next job loads its model again."""
+        if self._cache is not None:
+            self._cache.clear()
+
     # -- outputs ---------------------------------------------------------------------------------------------------
     @abstractmethod
     def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
-        """A small emoji button (the WebUI's ToolButton look: class ``tool``), in the current gradio context."""
+        """A small emoji button (the WebUI's ToolButton look: class ``tool``) in the current gradio context."""
 
     @abstractmethod
     def output_panel(self, tabname: str = "reimagine") -> OutputPanel:

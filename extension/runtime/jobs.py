@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ParamError, ReimagineError
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS
-from ..params import FRAMES, REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
+from ..params import FRAMES, REIMAGINE
 from .host import Control, Host
 
 MAX_INPUTS = 4
@@ -243,7 +243,7 @@ def generate(host: Host, args: Sequence[Any], engine: Engine | None = None) -> t
 
 def _variations(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
     from ..engine import seed_list
-    from ..engine.unclip import VariationRequest, scheduler_steps
+    from ..engine.unclip import VariationRequest
 
     if not values.images:
         raise ParamError("Add at least one input image.")
@@ -256,11 +256,6 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
         outputs.info = _info_for({**values.settings, "seed": first_seed}, pipe)
         if len(values.images) > 1:
             outputs.info.extra_generation_params["Mix weights"] = ", ".join(f"{w:g}" for w in request.weights)
-        control.begin(
-            request.n_iter,
-            scheduler_steps(pipe, request.sampler_name, request.scheduler, request.steps),
-            f"Batch 1 of {request.n_iter}",
-        )
         # One engine request for all batches: the input images are CLIP-encoded once.
         batches = engine.iter_batches(
             pipe,
@@ -289,7 +284,7 @@ def _collect(host: Host, control: Control, outputs: Outputs, result: Any) -> Non
 
 def _interpolation(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
     from ..engine import seed_list
-    from ..engine.unclip import InterpolationRequest, VariationRequest, scheduler_steps
+    from ..engine.unclip import InterpolationRequest, VariationRequest
 
     if len(values.images) < 2:
         raise ParamError("Interpolation needs two input images: put image A into slot 1 and image B into slot 2.")
@@ -304,8 +299,6 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
     with host.pipeline(choice, "unclip") as pipe:
         outputs.info = _info_for(settings, pipe)
         outputs.info.extra_generation_params["Interpolation frames"] = values.frames
-        per_frame = scheduler_steps(pipe, settings["sampler_name"], settings["scheduler"], settings["steps"])
-        control.begin(1, values.frames * per_frame, "Interpolation")
         request = InterpolationRequest(image_a, image_b, values.frames, VariationRequest(images=[], **settings))
         result = engine.interpolate(
             pipe, request, progress=control.step, should_stop=lambda: control.should_stop_step() or control.stopping
@@ -401,35 +394,30 @@ def _refine_images(
     resize: bool,
     controls: dict[str, Any] | None = None,
 ) -> None:
-    from ..engine import seed_list
-    from ..engine.refiner import BaseSettings, RefineRequest, infotext_seed, planned_steps
+    from ..engine.refiner import RefineRequest, planned_steps
 
     values = dict(controls or {})
     if strength is not None:
         values["strength"] = strength
     if steps is not None:
         values["steps"] = steps
-    engine_names = {name for name in REFINER_ENGINE_PARAMS if name != "mode"}  # pixel mode only
-    checked = REFINER.validate({k: v for k, v in values.items() if k in engine_names})
-    settings = {k: checked[k] for k in engine_names}
-    seed = REIMAGINE["seed"].coerce(values.get("seed", -1))
+    requests = []  # every request is built (and checked) before the model loads
+    for image, text in images:
+        image = image.convert("RGB")
+        if resize:
+            image = image.resize(refine_size(image.size, host.refine_area), _lanczos())
+            text = _with_size(text, image.size)
+        seed = values.get("seed", -1)
+        requests.append(RefineRequest.from_controls(values, text or None, seed, images=[image], mode="Pixel"))
     choice = host.find(model, REFINER_KINDS)
-    planned = planned_steps(settings["steps"], settings["strength"])
-    control.begin(len(images), max(planned, 1), "Refine with SDXL")
+    control.begin(len(requests), max(planned_steps(requests[0].steps, requests[0].strength), 1), "Refine with SDXL")
     outputs.info.sd_model_name = choice.stem
     with host.pipeline(choice, "refiner") as pipe:
-        for number, (image, text) in enumerate(images):
+        for number, request in enumerate(requests):
             if control.interrupted or (control.stopping and number > 0):
                 outputs.interrupted = True
                 break
             control.clear_skip()
-            image = image.convert("RGB")
-            if resize:
-                image = image.resize(refine_size(image.size, host.refine_area), _lanczos())
-                text = _with_size(text, image.size)
-            base = BaseSettings.from_infotext(text or None)
-            image_seed = seed if seed != -1 else infotext_seed(text, seed_list(-1, 1)[0])
-            request = RefineRequest(images=[image], base=base, mode="Pixel", seed=image_seed, **settings)
             result = engine.refine(pipe, request, progress=control.step, should_stop=control.should_stop_step)
             _collect(host, control, outputs, result)
             if result.interrupted and not (control.skipped and not control.interrupted):

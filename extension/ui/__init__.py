@@ -1,10 +1,10 @@
-"""Gradio user interface shared by the WebUI and the standalone app.
+"""Gradio user interface shared by the WebUI and the standalone app (the only core package besides ``webui`` that
+imports gradio).
 
-- :mod:`.host`: the :class:`~.host.Host` seam (models, memory, running jobs, outputs) — no gradio, no WebUI;
-- :mod:`.models`: finding unCLIP / SDXL refiner models cheaply;
-- :mod:`.jobs`: what the buttons do (gradio-free);
 - :mod:`.tab`: the Reimagine tab; :mod:`.refine_tab`: the standalone "Refine" tab;
+- :mod:`.widgets`: controls made from a parameter of :mod:`extension.params`;
 - :mod:`.standalone`: the standalone app's host; :mod:`.compat`: gradio 3.41 / 4.40 differences.
 
-Nothing here imports gradio at package import time.
+What the buttons do lives in :mod:`extension.runtime.jobs` (no gradio). Nothing here imports gradio at package
+import time.
 """

@@ -15,7 +15,8 @@ from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from ..runtime import jobs
 from ..runtime.host import Host
 from . import compat
-from .tab import TEXT, model_dropdown, slider
+from .tab import TEXT, model_dropdown
+from .widgets import slider
 
 TAB = "reimagine_refine"
 INHERIT = "Inherit"

@@ -144,10 +144,6 @@ class StandaloneHost(Host):
         return handler
 
     # -- outputs ---------------------------------------------------------------------------------------------------
-    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
-        """A plain gradio button with the WebUI's ToolButton class (``tool``)."""
-        return gr.Button(symbol, elem_id=elem_id, elem_classes=["tool"])
-
     def output_panel(self, tabname: str = "reimagine") -> OutputPanel:
         """Gallery, generation info, infotext, log, and a download button for the shown images."""
         with gr.Column(elem_id=f"{tabname}_results"):
@@ -191,6 +187,10 @@ class StandaloneHost(Host):
             name = f"{number + offset:05d}-{seed}.png" if seed is not None else f"{number + offset:05d}.png"
             paths.append(str(save_png(image, self.outdir / name, text)))
         return paths
+
+    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
+        """A small emoji button with the WebUI's ToolButton look (class ``tool``)."""
+        return gr.Button(symbol, elem_id=elem_id, elem_classes=["tool"])
 
     def gallery_image(self, value: Any, index: int) -> Any:
         """Image ``index`` of the gallery (only files this app wrote or gradio cached are opened)."""

@@ -14,10 +14,11 @@ from typing import Any
 import gradio as gr
 
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS, closest
-from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, Param
+from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE
 from ..runtime import jobs
 from ..runtime.host import Host, OutputPanel
 from . import compat
+from .widgets import dropdown, radio, slider
 
 TAB = "reimagine"
 REFRESH = "\U0001f504"  # 🔄
@@ -81,29 +82,6 @@ def _kw(host: Host, tooltip: str | None) -> dict[str, Any]:
 def tool_button(host: Host, symbol: str, elem_id: str, tooltip: str) -> gr.Button:
     """A WebUI ToolButton (class ``tool``), made by the host."""
     return host.tool_button(symbol, elem_id, tooltip)
-
-
-def slider(param: Param, elem_id: str, value: Any = None, **kwargs: Any) -> gr.Slider:
-    """A slider entirely from the parameter table."""
-    return gr.Slider(
-        minimum=param.minimum,
-        maximum=param.maximum,
-        step=param.step,
-        value=param.default if value is None else value,
-        label=param.label,
-        elem_id=elem_id,
-        **kwargs,
-    )
-
-
-def dropdown(param: Param, elem_id: str, **kwargs: Any) -> gr.Dropdown:
-    """A dropdown entirely from the parameter table."""
-    return gr.Dropdown(list(param.choices or ()), value=param.default, label=param.label, elem_id=elem_id, **kwargs)
-
-
-def radio(param: Param, elem_id: str, **kwargs: Any) -> gr.Radio:
-    """A radio group entirely from the parameter table."""
-    return gr.Radio(list(param.choices or ()), value=param.default, label=param.label, elem_id=elem_id, **kwargs)
 
 
 def refresh_models(host: Host, kinds: tuple[str, ...]) -> Callable[[str | None], Any]:

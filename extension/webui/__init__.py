@@ -8,7 +8,7 @@ level, on every load:
 - :func:`on_after_component` → "Send to Reimagine" next to the send-to buttons of txt2img, img2img, extras, PNG Info;
 - :func:`on_before_ui` → forget the components of a previous UI build;
 - :func:`on_app_started` → the REST API ``/reimagine/v1/*`` (with ``--api`` or ``--nowebui``);
-- :func:`on_script_unloaded` → release what the extension holds.
+- :func:`on_script_unloaded` → release our pipelines (Reload UI, shutdown).
 
 The host (:class:`.host.WebUIHost`) maps the tab onto the WebUI: queue and progress bar, ``shared.state``, the
 output panel, ``images.save_image``, settings, model folders and memory handling (A1111 and Forge).
@@ -18,17 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
-unload_hooks: list = []
-"""Callables run when the WebUI unloads the scripts (Reload UI, shutdown): e.g. dropping cached pipelines."""
-
 
 def on_script_unloaded() -> None:
-    """``script_callbacks.on_script_unloaded``: release what the extension holds; errors never propagate."""
-    for hook in list(unload_hooks):
-        try:
-            hook()
-        except Exception as error:  # the WebUI must go on reloading
-            print(f"[sd-webui-reimagine] error while unloading: {error}")
+    """``script_callbacks.on_script_unloaded`` (Reload UI, shutdown): release our pipelines from RAM and VRAM; errors
+    never propagate (the WebUI must go on reloading). The next run loads its model again."""
+    from .host import release_shared_host
+
+    try:
+        release_shared_host()
+    except Exception as error:  # noqa: BLE001
+        print(f"[sd-webui-reimagine] error while unloading: {error}")
 
 
 def on_ui_tabs() -> list[tuple[Any, str, str]]:
@@ -66,7 +65,7 @@ def on_app_started(demo: Any, app: Any) -> None:
     from modules import shared
 
     from ..api import add_routes
-    from .tab import host as shared_host  # the tab's host: one pipeline cache for the tab, the hook and the API
+    from .host import shared_host
 
     flags = shared.cmd_opts
     if not (getattr(flags, "api", False) or getattr(flags, "nowebui", False)):

@@ -1,5 +1,5 @@
 """The WebUI as a :class:`~extension.runtime.host.Host`: its queue, progress bar, state, output panel, saving, settings,
-model folders and memory handling (AUTOMATIC1111 1.10 and Forge 2; webui-api.md §4–§6).
+model folders and memory handling (AUTOMATIC1111 1.10 and Forge 2; docs/webui-contract.md §4–§6).
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 import random
 import string
 from collections.abc import Callable, Iterator
@@ -58,17 +59,9 @@ class WebUIControl(Control):
 
         return shared.state
 
-    @property  # type: ignore[override]
-    def jobs(self) -> int:
-        """``state.job_count``."""
-        return int(getattr(self._state(), "job_count", 0) or 0)
-
-    @jobs.setter
-    def jobs(self, value: int) -> None:
-        """``begin`` sets ``state.job_count`` itself."""
-
     def begin(self, jobs: int, steps: int, text: str = "") -> None:
         """Set ``job_count``, ``sampling_steps``; job 0, step 0."""
+        self.jobs = jobs
         state = self._state()
         state.job_count = jobs
         state.job_no = 0
@@ -271,7 +264,7 @@ class WebUIHost(Host):
         return model
 
     def restore(self, token: Any) -> None:
-        """Put the WebUI's model back on its device (A1111 never does it by itself, webui-api.md §6)."""
+        """Put the WebUI's model back on its device (A1111 never does it by itself, docs/webui-contract.md §6)."""
         if token is None or token is FORGE_UNLOADED:
             return
         from modules import sd_models
@@ -355,3 +348,31 @@ class WebUIHost(Host):
         if not items:
             return None
         return infotext_utils.image_from_url_text(items[index if 0 <= index < len(items) else 0])
+
+
+CONFIG_ROOT_ENV = "REIMAGINE_CONFIG_ROOT"
+"""Environment variable: a folder of config-only diffusers folders used instead of the bundled ``extension/configs``
+(tests and the acceptance harness use the tiny models' configs)."""
+
+_shared: WebUIHost | None = None
+
+
+def config_root_from_env() -> Path | None:
+    """``$REIMAGINE_CONFIG_ROOT`` as a folder, if set (the one place that reads it)."""
+    value = os.environ.get(CONFIG_ROOT_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def shared_host() -> WebUIHost:
+    """The one WebUI host of this process, shared by the tab, the refiner hook and the REST API (one model list,
+    one pipeline cache)."""
+    global _shared
+    if _shared is None:
+        _shared = WebUIHost(config_root=config_root_from_env())
+    return _shared
+
+
+def release_shared_host() -> None:
+    """Drop the shared host's loaded pipelines and free their memory (nothing to do before the first use)."""
+    if _shared is not None:
+        _shared.release()

@@ -19,7 +19,7 @@ from .host import (
     OPT_MEMORY,
     OPT_MODELS_DIRS,
     OPT_NOISE_PRESET,
-    WebUIHost,
+    shared_host,
 )
 
 TABNAME = "reimagine"
@@ -43,25 +43,10 @@ SETTING_INFOS = {
     OPT_MEMORY: "offloading frees VRAM between runs but loads the model again each time",
 }
 
-_host: WebUIHost | None = None
 _sources: dict[str, Any] = {}
 _pending: list[Any] = []
 last_tab: Any = None
 """The most recently built :class:`extension.ui.tab.Tab` (tests, other callbacks)."""
-
-
-def host() -> WebUIHost:
-    """The one WebUI host of this process (its pipeline cache survives Reload UI)."""
-    global _host
-    if _host is None:
-        try:  # $REIMAGINE_CONFIG_ROOT (config-only model folders, e.g. tiny test models), read by the refiner module
-            from .refiner import config_root_from_env
-        except ImportError:
-            config_root = None
-        else:
-            config_root = config_root_from_env()
-        _host = WebUIHost(config_root=config_root)
-    return _host
 
 
 def default_noise_preset() -> str:
@@ -77,7 +62,7 @@ def on_ui_tabs() -> list[tuple[Any, str, str]]:
 
     from ..ui import tab as tab_ui
 
-    built = tab_ui.build(host())
+    built = tab_ui.build(shared_host())
     infotext_utils.add_paste_fields(TABNAME, built.init_image, list(built.paste_fields))
     for binding in _pending:
         infotext_utils.register_paste_params_button(binding)
@@ -92,10 +77,10 @@ def on_ui_settings() -> None:
     from modules import shared
 
     def model_choices() -> dict[str, Any]:
-        return {"choices": ["", *(choice.name for choice in host().models(UNCLIP_KINDS))]}
+        return {"choices": ["", *(choice.name for choice in shared_host().models(UNCLIP_KINDS))]}
 
     def refresh_models() -> None:
-        host().models(refresh=True)
+        shared_host().models(refresh=True)
 
     options = {
         OPT_MODELS_DIRS: shared.OptionInfo(
@@ -146,7 +131,7 @@ def on_after_component(component: Any, **kwargs: Any) -> None:
         tab = elem_id[: -len("_send_to_extras")]
         gallery = _sources.get(f"{tab}_gallery")
         if tab in SEND_SOURCES and gallery is not None:
-            button = host().tool_button(SEND_SYMBOL, f"{tab}_send_to_{TABNAME}", SEND_TOOLTIP)
+            button = shared_host().tool_button(SEND_SYMBOL, f"{tab}_send_to_{TABNAME}", SEND_TOOLTIP)
             _bind(button, source_image_component=gallery)
         return
     if elem_id == "extras_tab" and "pnginfo_generation_info" in _sources:  # PNG Info's last "Send to ..." button

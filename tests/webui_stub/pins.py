@@ -1,4 +1,4 @@
-"""The WebUIs' ``requirements_versions.txt`` (webui-api.md §8), as files a stand-in WebUI root can carry.
+"""The WebUIs' ``requirements_versions.txt`` (docs/webui-contract.md §8), as files a stand-in WebUI root can carry.
 
 A1111 v1.10.1: the file at tag v1.10.1. Forge (2.0.1v1.10.1): the pins §8 lists ("same + ..."); entries the
 reference does not give are not invented. ``INSTALLED_EXTRA`` lists what a real install has besides its pins

@@ -1,4 +1,4 @@
-"""Stand-in for the WebUI's ``launch`` module (``launch.py`` re-exporting ``modules/launch_utils.py``, webui-api.md §1).
+"""Stand-in for the WebUI's ``launch`` module (``launch.py`` re-exporting ``modules/launch_utils.py``, docs/webui-contract.md §1).
 
 ``is_installed`` is the WebUI's code (``importlib.metadata.distribution`` then ``find_spec``). ``run_pip`` builds the
 same command line but does not run pip: it records the call and simulates the result, controlled by environment

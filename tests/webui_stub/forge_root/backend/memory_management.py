@@ -1,4 +1,4 @@
-"""F: stand-in of Forge's ``backend/memory_management.py`` (webui-api.md §6).
+"""F: stand-in of Forge's ``backend/memory_management.py`` (docs/webui-contract.md §6).
 
 Stand-in only: ``calls`` records ``("unload_all_models",)``, ``("soft_empty_cache", force)``,
 ``("load_models_gpu", models)``, ``("free_memory", memory_required, device)`` in order.

@@ -1,4 +1,4 @@
-"""Stand-in of modules/call_queue.py: ``queue_lock`` and the gradio call wrappers (§5)."""
+"""Stand-in of modules/call_queue.py: ``queue_lock`` and the gradio call wrappers (docs/webui-contract.md §5)."""
 
 from __future__ import annotations
 

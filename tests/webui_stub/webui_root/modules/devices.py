@@ -1,4 +1,4 @@
-"""Stand-in of modules/devices.py (§6). torch is imported on first use of a torch-valued attribute.
+"""Stand-in of modules/devices.py (docs/webui-contract.md §6). torch is imported on first use of a torch-valued attribute.
 
 ``device`` is CUDA when available, else CPU; ``dtype`` is float16 on CUDA and float32 on CPU (a CPU WebUI runs with
 ``--no-half``/``--use-cpu``). Tests may assign any of them. F: ``torch_gc()`` is
@@ -41,6 +41,24 @@ def torch_gc() -> None:
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.ipc_collect()
+
+
+class NansException(Exception):
+    """devices.py: raised by :func:`test_for_nans`."""
+
+
+def test_for_nans(x, where: str) -> None:
+    """As the real one (A1111 and Forge ``modules/devices.py``): unless ``--disable-nan-check``, a tensor that is all
+    NaN raises :class:`NansException` (the generation is lost)."""
+    import torch
+
+    from modules import shared
+
+    if getattr(shared.cmd_opts, "disable_nan_check", False):
+        return
+    if not torch.all(torch.isnan(x)).item():
+        return
+    raise NansException(f"A tensor with all NaNs was produced in {where.capitalize()}.")
 
 
 def autocast(disable: bool = False):

@@ -1,4 +1,4 @@
-"""Stand-in of modules/images.py: ``save_image`` (§5, images.py:624), ``image_grid``, ``read_info_from_image``.
+"""Stand-in of modules/images.py: ``save_image`` (docs/webui-contract.md §5, images.py:624), ``image_grid``, ``read_info_from_image``.
 
 ``save_image`` follows the real one: filename from ``opts.samples_filename_pattern``/``FilenameGenerator`` (a subset
 of the tags), subfolder from ``opts.directories_filename_pattern`` when ``save_to_dirs``, sequence numbers,

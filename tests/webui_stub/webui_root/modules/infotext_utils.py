@@ -1,4 +1,4 @@
-"""Stand-in of modules/infotext_utils.py (§3, §5): infotext parsing and the paste/"Send to" machinery.
+"""Stand-in of modules/infotext_utils.py (docs/webui-contract.md §3, §5): infotext parsing and the paste/"Send to" machinery.
 
 ``parse_generation_parameters`` keeps the real parsing (prompt, ``Negative prompt:``, last line of >= 3
 ``key: value`` pairs, quoting, ``Size-1/-2`` splitting, the defaults for missing keys); style extraction and

@@ -1,4 +1,4 @@
-"""Stand-in of modules/lowvram.py (§6). F: every function is a no-op. Stand-in only: ``calls`` records calls."""
+"""Stand-in of modules/lowvram.py (docs/webui-contract.md §6). F: every function is a no-op. Stand-in only: ``calls`` records calls."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Stand-in of modules/paths.py.
 
-The real module imports ``modules.safe`` (which replaces ``torch.load`` in A1111, webui-api.md §9); the stand-in does
+The real module imports ``modules.safe`` (which replaces ``torch.load`` in A1111, docs/webui-contract.md §9); the stand-in does
 not import torch here: call ``modules.safe.install()`` (or ``webui.patch_torch_load()``) to get that behaviour.
 """
 

@@ -1,7 +1,7 @@
 """Stand-in of modules/processing.py: ``StableDiffusionProcessing*`` (the ``p`` hooks receive), ``Processed``,
 ``create_infotext`` and ``process_images``.
 
-``process_images(p)`` runs the script hooks in the WebUI's order (§3: before_process -> process -> per batch
+``process_images(p)`` runs the script hooks in the WebUI's order (docs/webui-contract.md §3: before_process -> process -> per batch
 before_process_batch/process_batch -> sampling -> post_sample -> VAE decode -> nextjob -> postprocess_batch ->
 postprocess_batch_list -> per image postprocess_image -> postprocess_image_after_composite -> save -> infotext ->
 grid -> postprocess) with a fake sampler and VAE: latents are seeded noise (B,4,H/8,W/8) and "decoding" is a
@@ -616,6 +616,7 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if getattr(samples_ddim, "already_decoded", False):
                 x_samples_ddim = samples_ddim
             else:
+                devices.test_for_nans(samples_ddim, "unet")  # real: processing.py, right after post_sample
                 x_samples_ddim = list(decode_first_stage(p.sd_model, samples_ddim))
 
             x_samples_ddim = torch.stack(list(x_samples_ddim)).float()

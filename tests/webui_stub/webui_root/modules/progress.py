@@ -1,4 +1,4 @@
-"""Stand-in of modules/progress.py: the task queue bookkeeping and the ``/internal/progress`` computation (§5)."""
+"""Stand-in of modules/progress.py: the task queue bookkeeping and the ``/internal/progress`` computation (docs/webui-contract.md §5)."""
 
 from __future__ import annotations
 

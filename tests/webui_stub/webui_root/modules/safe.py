@@ -1,4 +1,4 @@
-"""Stand-in of modules/safe.py (§9): A1111's restricted unpickler that replaces ``torch.load`` process-wide.
+"""Stand-in of modules/safe.py (docs/webui-contract.md §9): A1111's restricted unpickler that replaces ``torch.load`` process-wide.
 
 The real module patches ``torch.load = safe.load`` on import (via modules/paths.py); the stand-in does it only in
 ``install()`` (the fixture's ``webui.patch_torch_load()``), and ``uninstall()`` undoes it. F: the patch line is

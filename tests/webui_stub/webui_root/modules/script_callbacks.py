@@ -1,4 +1,4 @@
-"""Stand-in of modules/script_callbacks.py (§4): every ``on_*(callback, *, name=None)`` and the invokers.
+"""Stand-in of modules/script_callbacks.py (docs/webui-contract.md §4): every ``on_*(callback, *, name=None)`` and the invokers.
 
 The invokers (``ui_tabs_callback()``, ``ui_settings_callback()``, ``app_started_callback(demo, app)``,
 ``before_image_saved_callback(params)``, ``infotext_pasted_callback(infotext, params)``,

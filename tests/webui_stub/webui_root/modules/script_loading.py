@@ -1,4 +1,4 @@
-"""Stand-in of modules/script_loading.py: how a ``scripts/*.py`` file is executed (§2)."""
+"""Stand-in of modules/script_loading.py: how a ``scripts/*.py`` file is executed (docs/webui-contract.md §2)."""
 
 from __future__ import annotations
 

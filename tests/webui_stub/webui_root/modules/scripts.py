@@ -1,4 +1,4 @@
-"""Stand-in of modules/scripts.py (§2, §3): the ``Script`` API, script discovery/loading and ``ScriptRunner``.
+"""Stand-in of modules/scripts.py (docs/webui-contract.md §2, §3): the ``Script`` API, script discovery/loading and ``ScriptRunner``.
 
 ``load_scripts()`` loads ``scripts/*.py`` of the stand-in root and of every extension exactly as A1111 does: one file
 at a time with ``script_loading.load_module`` (module name = file name, not in ``sys.modules``), ``sys.path``

@@ -1,4 +1,4 @@
-"""Stand-in of modules/sd_models.py (§6): checkpoint registry and the model memory calls extensions use.
+"""Stand-in of modules/sd_models.py (docs/webui-contract.md §6): checkpoint registry and the model memory calls extensions use.
 
 A1111: ``send_model_to_cpu(m)`` moves the model to ``devices.cpu`` (or ``lowvram.send_everything_to_cpu()``) then
 ``torch_gc``; ``send_model_to_device(m)`` runs ``lowvram.apply(m)`` then ``m.to(shared.device)``;

@@ -1,4 +1,4 @@
-"""Stand-in of modules/shared_state.py: ``shared.state``, the job/progress/interrupt state (§5).
+"""Stand-in of modules/shared_state.py: ``shared.state``, the job/progress/interrupt state (docs/webui-contract.md §5).
 
 Stand-in only: ``State.calls`` records ``("begin", job)``, ``("end",)``, ``("nextjob",)``, ``("interrupt",)``,
 ``("skip",)``, ``("stop_generating",)`` and ``("assign_current_image",)`` in order.
