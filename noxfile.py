@@ -7,6 +7,7 @@
 * ``forge``  - Forge 2.x: Python 3.10, torch 2.3.1, its pins (gradio 4.40, transformers 4.46, pydantic 2)
 * ``latest`` - standalone users: Python 3.11, torch 2.14.1 (with Forge's diffusers/transformers pair)
   plus the schema fuzzer (schemathesis) against the standalone app's REST API
+* ``ray``    - only tests/test_ray.py: ``--engine ray`` on Ray Data (Python 3.11, latest's stack + the ``ray`` extra)
 
 ``nox -s forge -- tests/test_install.py -q`` runs one environment with pytest arguments. Tests run offline
 (``HF_HUB_OFFLINE=1``, an empty ``HF_HOME``; tests/conftest.py also blocks every non-loopback socket).
@@ -41,7 +42,7 @@ def _version_key(bin_dir: str) -> tuple[int, ...]:
 
 _put_pyenv_versions_on_path()
 
-nox.options.sessions = ["lint", "a1111", "forge", "latest"]
+nox.options.sessions = ["lint", "a1111", "forge", "latest", "ray"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -107,6 +108,10 @@ LATEST = [
 # hypothesis is pinned: newer ones changed an internal that hypothesis-jsonschema 0.23.1 (schemathesis' pin) uses.
 FUZZ = ["schemathesis==4.3.18", "hypothesis==6.135.33"]
 
+# The optional `ray` extra (pyproject.toml), pinned: the newest Ray that installs on Python 3.11 here, and the newest
+# pyarrow that still accepts the WebUIs' numpy 1.26 (pyarrow 20+ needs numpy 2).
+RAY = ["ray[data]==2.60.0", "pyarrow==19.0.1"]
+
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
 
 
@@ -125,7 +130,7 @@ def _chromium(session: nox.Session) -> str | None:
     return None
 
 
-def _tests(session: nox.Session, torch: list[str], pins: list[str]) -> None:
+def _tests(session: nox.Session, torch: list[str], pins: list[str], default: tuple[str, ...] = ("tests",)) -> None:
     session.install(*torch, *pins, *WEBUI_COMMON, *TEST_TOOLS)
     env = {
         "HF_HUB_OFFLINE": "1",
@@ -135,7 +140,7 @@ def _tests(session: nox.Session, torch: list[str], pins: list[str]) -> None:
     chromium = _chromium(session)
     if chromium:
         env["REIMAGINE_CHROMIUM"] = chromium
-    args = session.posargs or ["tests"]
+    args = session.posargs or list(default)
     # exit code 5 = "no tests collected" (a -k/-m selection that matches nothing) is not a failure of the suite
     session.run("python", "-m", "pytest", *args, env=env, success_codes=[0, 5])
 
@@ -164,3 +169,9 @@ def lint(session: nox.Session) -> None:
     session.install("ruff==0.17.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def ray(session: nox.Session) -> None:
+    """``--engine ray`` (tests/test_ray.py) on latest's stack plus Ray Data; the other sessions skip those tests."""
+    _tests(session, LATEST_TORCH, [*LATEST, *RAY], default=("tests/test_ray.py",))

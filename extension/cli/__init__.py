@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ReimagineError
-from . import refine, vary
+from . import ray_engine, refine, vary
 from .common import InvalidValue
 from .files import write_error
 
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=run_serve)
 
     refine.add_parser(commands)
+    for name in ("vary", "refine"):
+        ray_engine.add_options(commands.choices[name])
     return parser
 
 
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {invalid.message}", file=sys.stderr)
         return 2
     try:
+        if ray_engine.uses_ray(args):
+            return ray_engine.run(args, args.command)
         return int(args.run(args) or 0)
     except ReimagineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -51,7 +51,7 @@ def output_paths(inputs: Sequence[Path], out: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
-    from ..engine.refiner import RefineRequest, refine
+    from ..engine.refiner import refine
     from ..loading import load_sdxl
     from ..loading.defaults import default_model
     from ..outputs import read_infotext, save_png
@@ -60,11 +60,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(src, dst) for src, dst in zip(inputs, output_paths(inputs, args.out)) if wanted(dst, args)]
     if not jobs:
         return nothing_to_do(args)
-    controls = {name: getattr(args, name) for name in REFINER_ENGINE_PARAMS if hasattr(args, name)}
 
-    def request(src: Path) -> RefineRequest:
-        images = load_images([src])
-        return RefineRequest.from_controls(controls, read_infotext(src), args.seed, images=images, mode="Pixel")
+    def request(src: Path) -> Any:
+        return request_for(args, load_images([src])[0], read_infotext(src))
 
     # Check every value (and the sampler/schedule pair) before the slow load, on the first input that can be read;
     # an input that cannot (unreadable, or an infotext whose values are out of range) is skipped with one line.
@@ -104,3 +102,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {len(skipped)} input(s) could not be used (see above); the others are done", file=sys.stderr)
         return 1
     return 0
+
+
+def request_for(args: argparse.Namespace, image: Any, source_infotext: str | None) -> Any:
+    """The pixel-mode :class:`RefineRequest` for one input image and its PNG infotext (blank controls inherit it)."""
+    from ..engine.refiner import RefineRequest
+
+    controls = {name: getattr(args, name) for name in REFINER_ENGINE_PARAMS if hasattr(args, name)}
+    return RefineRequest.from_controls(controls, source_infotext, args.seed, images=[image], mode="Pixel")

@@ -77,7 +77,8 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
     add_param(parser, table["fit"])
 
 
-def _settings(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace):
+    """The :class:`VariationRequest` (without images) that the generation flags describe."""
     from ..engine.unclip import VariationRequest
 
     noise_level = NOISE_PRESETS[args.preset.capitalize()] if args.preset else args.noise_level
@@ -122,7 +123,6 @@ def run_vary(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from ..engine import seed_list
-    from ..engine.unclip import iter_batches
     from ..outputs import save_png
 
     inputs = input_images(args.images)
@@ -135,7 +135,7 @@ def run_vary(args: argparse.Namespace) -> int:
     stems = unique_stems(inputs)
     groups = [inputs] if weights is not None else [[path] for path in inputs]
     names = [short_stem("+".join(stems))] if weights is not None else stems
-    settings = _settings(args)
+    settings = settings_from_args(args)
     seed = seed_list(settings.seed, 1)[0]
     # Check every value before the (slow) model load (placeholders: the inputs are read one by one later).
     single = weights is not None or len(groups) == 1  # a mix or one input: an unreadable image is an error now
@@ -166,20 +166,30 @@ def run_vary(args: argparse.Namespace) -> int:
                 skipped += 1
                 continue
             base = replace(settings, images=images, weights=weights, mix=args.mix)
-            for outputs, n_iter, batch_size in plan_requests(todo, args.batch_size):
-                request = replace(
-                    base, seed=(seed + outputs[0].seed_offset) % 2**32, n_iter=n_iter, batch_size=batch_size
-                )
-                pending_outputs = iter(outputs)
-                for batch in iter_batches(pipe, request, progress=advance):
-                    for image, text, job in zip(batch.images, batch.infotexts, pending_outputs):
-                        save_png(image, job.path, text)
-                        written += 1
+            written += make_outputs(pipe, base, seed, todo, args.batch_size, save_png, progress=advance)
     print(f"wrote {written} image(s) to {args.out}")
     if skipped:
         print(f"error: {skipped} input(s) could not be read (see above); the others are done", file=sys.stderr)
         return 1
     return 0
+
+
+def make_outputs(
+    pipe: Any, base: Any, seed: int, todo: list[Job], batch_size: int, save: Any, progress: Any = None
+) -> int:
+    """Generate the outputs ``todo`` of one input (or mix) ``base`` and ``save(image, path, infotext)`` each one; the
+    output at ``seed_offset`` k always gets seed ``seed + k``, however the work is split. Returns how many were saved."""
+    from ..engine.unclip import iter_batches
+
+    written = 0
+    for outputs, n_iter, size in plan_requests(todo, batch_size):
+        request = replace(base, seed=(seed + outputs[0].seed_offset) % 2**32, n_iter=n_iter, batch_size=size)
+        pending_outputs = iter(outputs)
+        for batch in iter_batches(pipe, request, progress=progress):
+            for image, text, job in zip(batch.images, batch.infotexts, pending_outputs):
+                save(image, job.path, text)
+                written += 1
+    return written
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
@@ -193,7 +203,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     if not args.overwrite and all(path.exists() for path in paths):
         return nothing_to_do(args, "frames")
     FRAMES.coerce(args.frames)
-    settings = _settings(args)
+    settings = settings_from_args(args)
     settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
     image_a, image_b = load_images([args.image_a, args.image_b])
     replace(settings, images=[image_a, image_b], mix="slerp").validated()

@@ -1,0 +1,74 @@
+"""``--engine ray`` vs the local CLI on this CPU: 64 images, the tiny unCLIP model (tests/tiny_models.py).
+
+    REIMAGINE_TINY_CACHE=/tmp/tiny-cache python bench/bench_ray.py [--images 64] [--steps 4]
+
+Prints the wall time of: the local CLI, Ray with 1 worker, Ray with 2 workers (each on a fresh output folder, Ray
+started once beforehand and not counted), and the ratios: Ray(1)/local per image, and the throughput of 2 workers
+over 1. Each wall time includes one pipeline load per worker (the local CLI: one). Also prints the load average, since
+on a shared machine the 2-worker figure only means something when 2 cores are free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from extension.cli import main  # noqa: E402
+from tests.tiny_models import build_tiny_models  # noqa: E402
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    status = main(argv)
+    if status != 0:
+        raise SystemExit(f"run failed with status {status}: {argv}")
+    return time.perf_counter() - start
+
+
+def bench() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=4)
+    options = parser.parse_args()
+
+    import ray
+    import torch
+
+    os.environ["REIMAGINE_RAY_THREADS"] = "1"
+    torch.set_num_threads(1)  # the local run gets one core too: per-image cost on equal footing
+    root = Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    tiny = build_tiny_models(os.environ.get("REIMAGINE_TINY_CACHE") or root / "models")
+    inputs = root / "in"
+    inputs.mkdir()
+    for index in range(options.images):
+        pixels = np.random.RandomState(index).randint(0, 256, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(inputs / f"img{index:03d}.png")
+
+    def argv(out: str, *extra: str) -> list[str]:
+        model = str(tiny.unclip_h.folder)
+        return ["vary", str(inputs), "--model", model, "--out", str(root / out), "--n", "1", "--steps", str(options.steps), "--seed", "1", *extra]  # fmt: skip
+
+    print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    local = timed(argv("local"))
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    one = timed(argv("ray1", "--engine", "ray", "--workers", "1"))
+    two = timed(argv("ray2", "--engine", "ray", "--workers", "2"))
+    ray.shutdown()
+    n = options.images
+    print(f"load average after: {os.getloadavg()}")
+    print(f"local CLI   : {local:7.1f} s  {local / n * 1000:7.1f} ms/image")
+    print(f"ray 1 worker: {one:7.1f} s  {one / n * 1000:7.1f} ms/image  ({one / local:.2f}x local per image)")
+    print(f"ray 2 worker: {two:7.1f} s  {two / n * 1000:7.1f} ms/image  ({one / two:.2f}x the throughput of 1)")
+
+
+if __name__ == "__main__":
+    bench()
