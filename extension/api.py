@@ -246,7 +246,7 @@ def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
 def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
-    from .engine.unclip import VariationRequest
+    from .engine.unclip import VariationRequest, generate
 
     stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
@@ -258,35 +258,16 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
 
     def job(progress: Any, should_stop: Any) -> Any:
         decoded = replace(request, images=rest.decode_images(probes))
-        return _generate_skippable(backend.load(model), decoded, progress, stop.wrap(should_stop), stop)
+        return generate(
+            backend.load(model),
+            decoded,
+            progress=progress,
+            should_stop=stop.wrap(should_stop),
+            skip_batch=stop.skip_only,
+        )
 
     result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine variations", job))
     return _response(result, {**settings, "weights": request.weights, "model": model.name})
-
-
-def _generate_skippable(pipe: Any, request: Any, progress: Any, should_stop: Any, stop: JobStop) -> Any:
-    """:func:`engine.unclip.generate`, except that a Skip abandons one batch and goes on (the WebUI's Skip)."""
-    from .engine import Result
-    from .engine.unclip import iter_batches
-
-    done = 0
-
-    def overall(step: int, steps: int) -> None:
-        if progress is not None:
-            progress(done + step, request.n_iter * steps)
-
-    result = Result()
-    for batch in iter_batches(pipe, request, progress=overall, should_stop=should_stop):
-        if batch.interrupted:
-            if stop.skip_only():
-                continue
-            result.interrupted = True
-            break
-        done += batch.steps
-        result.images.extend(batch.images)
-        result.infotexts.extend(batch.infotexts)
-        result.seeds.extend(batch.seeds)
-    return result
 
 
 def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:

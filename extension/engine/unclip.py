@@ -331,8 +331,11 @@ def generate(
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    skip_batch: StopFn | None = None,
 ) -> Result:
-    """Make ``n_iter × batch_size`` variations of the (mixed) input image(s); a stop returns the finished batches."""
+    """Make ``n_iter × batch_size`` variations of the (mixed) input image(s); a stop returns the finished batches.
+    When ``skip_batch()`` says so after a stop, only that batch is abandoned and the next one runs (the WebUI's
+    Skip)."""
     request = request.validated()
     done = 0  # steps of the finished batches
 
@@ -343,6 +346,8 @@ def generate(
     result = Result()
     for batch in iter_batches(pipe, request, progress=overall_progress, should_stop=should_stop):
         if batch.interrupted:
+            if skip_batch is not None and skip_batch():
+                continue
             result.interrupted = True
             break
         done += batch.steps
