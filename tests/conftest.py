@@ -188,3 +188,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     cache = os.environ.get("REIMAGINE_TINY_CACHE")
     base = Path(cache).expanduser() if cache else tmp_path_factory.mktemp("tiny")
     return build_tiny_models(base)
+
+
+@pytest.fixture
+def cpu_fp16() -> None:
+    """Skip where this torch has no fp16 convolution on the CPU (torch 2.1, A1111's): fp16 VAEs run on GPUs there."""
+    import torch
+
+    try:
+        torch.nn.functional.conv2d(torch.zeros(1, 1, 3, 3, dtype=torch.float16), torch.zeros(1, 1, 1, 1).half())
+    except RuntimeError as error:
+        pytest.skip(f"this torch cannot run an fp16 VAE on the CPU: {error}")

@@ -319,7 +319,7 @@ def test_decide_logs_the_plan_at_debug(caplog):
 # --- precision: no black image from the unCLIP engine's decode -------------------------------------------------
 
 
-def test_unclip_decode_retries_an_fp16_overflow_in_fp32(tiny):
+def test_unclip_decode_retries_an_fp16_overflow_in_fp32(tiny, cpu_fp16):
     """A half-precision VAE whose decoder overflows (NaN, simulated with a forward hook on the tiny VAE) must still
     give the image an fp32 decode gives — the WebUI's answer to a NaN VAE (A1111 ``modules/devices.py``)."""
     from extension.engine.unclip import decode

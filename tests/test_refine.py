@@ -297,14 +297,10 @@ def test_latents_of_another_family_never_reach_the_refiner(pipe, image, latents)
 
 
 @pytest.fixture
-def half_vae_pipe(tiny):
+def half_vae_pipe(tiny, cpu_fp16):
     """A pipeline whose VAE runs in fp16 and whose decoder overflows (NaN) in fp16, like SDXL's VAE at 1024²."""
     from extension.loading import load_sdxl
 
-    try:  # torch 2.1 (A1111's) has no fp16 convolution on the CPU; fp16 VAEs run on GPUs there
-        torch.nn.functional.conv2d(torch.zeros(1, 1, 3, 3, dtype=torch.float16), torch.zeros(1, 1, 1, 1).half())
-    except RuntimeError as error:
-        pytest.skip(f"this torch cannot run an fp16 VAE on the CPU: {error}")
     pipe = load_sdxl(tiny.sdxl_refiner.folder)
     pipe.vae.to(torch.float16)
     pipe.vae.register_to_config(force_upcast=False)  # as an fp16-'safe' VAE claims to be

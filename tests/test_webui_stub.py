@@ -344,7 +344,10 @@ def test_safe_torch_load(webui: StubWebUI, tmp_path: Path) -> None:
     assert any("may be malicious" in message for message in errors.reported)
     modern = tmp_path / "modern.ckpt"  # torch >= 2.x archives have entries A1111 1.10.1 does not allow
     torch.save({"w": torch.ones(2)}, modern)
-    assert torch.load(modern, weights_only=True) is None
+    with zipfile.ZipFile(modern) as archive:  # torch >= 2.4 writes records A1111's check does not know
+        newer_records = any(name.endswith((".format_version", ".storage_alignment")) for name in archive.namelist())
+    loaded = torch.load(modern, weights_only=True)
+    assert (loaded is None) if newer_records else (loaded["w"].sum() == 2)
     webui.deactivate()
     assert torch.load.__module__.startswith("torch")  # restored
     assert torch.load(modern, weights_only=True)["w"].sum() == 2

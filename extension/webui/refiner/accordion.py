@@ -79,7 +79,7 @@ def ui(script: Any, is_img2img: bool) -> list[Any]:
             components["model"] = gr.Dropdown(
                 label=REFINER["model"].label,
                 choices=names,
-                value=names[0] if names else None,
+                value=names[0] if names else "",  # a str even when empty: the WebUI's paste converts with type(value)
                 elem_id=eid("model"),
             )
             script.refresh_button = _refresh_button(components["model"], eid("model_refresh"))

@@ -39,12 +39,8 @@ def paste_value(name: str, params: Mapping[str, Any]) -> Any:
     if name == "enabled":
         return True
     if name == "model":
-        import gradio as gr
-
         choice = closest(shared_host().models(REFINER_KINDS), params.get(PREFIX))
-        # an update, not a plain name: the WebUI converts a plain value with type(dropdown.value), and a dropdown
-        # built while no refiner existed has the value None, so the name would be dropped
-        return gr.update(value=choice.name) if choice is not None else None
+        return choice.name if choice is not None else None
     found = REFINER.from_infotext(params)
     if name in found:
         return refiner_value_to_ui(name, found[name])
