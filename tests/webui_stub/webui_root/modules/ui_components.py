@@ -20,17 +20,33 @@ class FormComponent:
         return _FORM
 
 
-class ToolButton(FormComponent, gr.Button):
-    """Small button with single emoji as text, fits inside gradio forms"""
+if _stub.is_forge():
 
-    def __init__(self, *args, **kwargs):
-        classes = kwargs.pop("elem_classes", [])
-        tooltip = kwargs.pop("tooltip", None)
-        super().__init__(*args, elem_classes=["tool", *classes], **kwargs)
-        self.webui_tooltip = tooltip
+    class ToolButton(FormComponent, gr.Button):
+        """Small button with single emoji as text, fits inside gradio forms (F:ui_components.py:17-26;
+        ``tooltip=`` is kept as ``webui_tooltip`` by Forge's gradio_extensions)."""
 
-    def get_block_name(self):
-        return "button"
+        def __init__(self, value="", *args, elem_classes=None, **kwargs):
+            tooltip = kwargs.pop("tooltip", None)
+            super().__init__(*args, elem_classes=["tool", *(elem_classes or [])], value=value, **kwargs)
+            self.webui_tooltip = tooltip
+
+        def get_block_name(self):
+            return "button"
+
+else:
+
+    class ToolButton(FormComponent, gr.Button):
+        """Small button with single emoji as text, fits inside gradio forms"""
+
+        def __init__(self, *args, **kwargs):
+            classes = kwargs.pop("elem_classes", [])
+            tooltip = kwargs.pop("tooltip", None)
+            super().__init__(*args, elem_classes=["tool", *classes], **kwargs)
+            self.webui_tooltip = tooltip
+
+        def get_block_name(self):
+            return "button"
 
 
 class ResizeHandleRow(gr.Row):
