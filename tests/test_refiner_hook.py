@@ -162,7 +162,8 @@ def test_accordion_controls_and_honest_steps(site: StubWebUI) -> None:
         controls = script.controls
         assert len(controls) == len(REFINER.params)  # positional API order = the table's order
         enabled = controls[0]
-        assert type(enabled).__name__ == "InputAccordion" and enabled.value is False
+        # A1111: the class InputAccordion; Forge: its factory returns an InputAccordionImpl
+        assert type(enabled).__name__ in ("InputAccordion", "InputAccordionImpl") and enabled.value is False
         assert enabled.accordion.label == "Refiner post-pass (SDXL)"
         model = controls[1]
         assert model.value == REFINER_FILE and BASE_FILE not in model.choices  # only SDXL refiners are offered

@@ -80,6 +80,7 @@ def ui(script: Any, is_img2img: bool) -> list[Any]:
                 label=REFINER["model"].label,
                 choices=names,
                 value=names[0] if names else "",  # a str even when empty: the WebUI's paste converts with type(value)
+                allow_custom_value=True,  # "" (none yet) or a pasted name the list lacks: our check names the problem
                 elem_id=eid("model"),
             )
             script.refresh_button = _refresh_button(components["model"], eid("model_refresh"))
