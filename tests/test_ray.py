@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -59,7 +60,10 @@ pytest.importorskip("ray.data")
 @pytest.fixture(scope="module")
 def local_ray():
     os.environ.setdefault("REIMAGINE_RAY_THREADS", "1")  # one torch thread per actor: 2 actors on 2 cores
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    # a short session folder: Ray's unix sockets live in it, and nox's TMPDIR (.nox/<session>/tmp) can push their
+    # paths past the 107-byte limit, after which the workers never connect
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, _temp_dir=temp_dir)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
