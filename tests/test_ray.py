@@ -1,7 +1,7 @@
 """``--engine ray`` on a local Ray (2 CPUs, no dashboard, loopback only): the local CLI is the oracle for names, pixels
 and infotexts; a killed actor, a re-run, a corrupt input and a read-only output location behave as documented.
 
-Skipped where ``ray`` is not installed (the WebUI environments); ``nox -s ray`` runs them."""
+Skipped where ``ray`` is not installed (the WebUI environments); ``nox -s latest`` runs them."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_without_ray_the_engine_says_how_to_install(monkeypatch, tmp_path, capsy
     assert err == f"error: {INSTALL_HINT}" and "pip install" in err
 
 
-ray = pytest.importorskip("ray", reason="ray is not installed (nox -s ray runs these)")
+ray = pytest.importorskip("ray", reason="ray is not installed (nox -s latest runs these)")
 pytest.importorskip("ray.data")
 
 
