@@ -312,8 +312,8 @@ def run(args: argparse.Namespace, command: str) -> int:
         compute=ray.data.ActorPoolStrategy(size=args.workers),
         num_gpus=gpus,
         num_cpus=1,
-        max_restarts=-1,  # a killed actor is restarted...
-        max_task_retries=-1,  # ...and its batch retried; outputs already written are skipped by the retry
+        # no max_restarts / max_task_retries: Ray Data's actor pools already restart a killed actor and retry its
+        # batch without limit (ActorPoolMapOperator._apply_default_remote_args); a retry skips outputs already written
     )
 
     # 4. counts and the summary line
