@@ -20,9 +20,10 @@ import torch
 from .engine import ProgressFn, Result, StopFn, seed_list
 from .engine.unclip import VariationRequest, generate, slerp
 from .errors import ParamError
+from .params import TEXT_DIFF, TEXT_DIFF_MAX_CHARS
 
-DEFAULT_AMOUNT = 0.25
-MAX_TEXT_CHARS = 1000
+DEFAULT_AMOUNT = TEXT_DIFF["text_diff_amount"].default
+MAX_TEXT_CHARS = TEXT_DIFF_MAX_CHARS
 UNAVAILABLE = (
     "Edit by text needs the CLIP text tower's last block and text projection, which only the unCLIP-H single-file "
     "checkpoint (sd21-unclip-h.ckpt / .safetensors) carries; this model ({model}) has none. Load the single file "
@@ -123,11 +124,22 @@ class TextDiff:
         return text_diff(embed, z_from, z_to, self.amount)
 
     def infotext(self) -> dict[str, Any]:
+        key = {param.name: param.infotext for param in TEXT_DIFF}
         return {
-            "Text diff from": self.from_text or None,
-            "Text diff to": self.to_text,
-            "Text diff amount": f"{self.amount:g}",
+            key["text_diff_from"]: self.from_text or None,
+            key["text_diff_to"]: self.to_text,
+            key["text_diff_amount"]: f"{self.amount:g}",
         }
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> TextDiff | None:
+        """The edit that :data:`params.TEXT_DIFF` values (UI, API, pasted infotext) describe; ``None`` when
+        "To text" is empty (the edit is off)."""
+        values = TEXT_DIFF.validate(values)
+        if not values["text_diff_to"].strip():
+            return None
+        diff = cls(values["text_diff_to"], values["text_diff_from"], values["text_diff_amount"])
+        return diff.validated()
 
 
 @dataclass(frozen=True)

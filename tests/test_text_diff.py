@@ -174,3 +174,82 @@ def test_text_as_an_ingredient_of_the_mix(tiny, pipe, request_):
 def test_validation(diff, message):
     with pytest.raises(ParamError, match=message):
         diff.validated()
+
+
+# --- CLI -------------------------------------------------------------------------------------------------------------
+
+
+def _cli_args(tiny, out, *extra: str, model=None) -> list[str]:
+    model = model or tiny.unclip_h.safetensors
+    base = ["--model", str(model), "--config-root", str(tiny.config_root), "--out", str(out)]
+    return [*base, "--steps", "2", "--seed", "7", "--width", "64", "--height", "64", *extra]
+
+
+def test_cli_vary_to_text_writes_the_edit_into_the_infotext(tiny, tmp_path):
+    from extension import infotext
+    from extension.cli import main
+    from extension.outputs import read_infotext
+
+    source = tmp_path / "cat.png"
+    _image(4).save(source)
+    out = tmp_path / "out"
+    argv = [
+        "vary",
+        str(source),
+        "--n",
+        "1",
+        "--to-text",
+        "an anime drawing",
+        "--from-text",
+        "a photo",
+        "--amount",
+        "0.3",
+    ]
+    assert main([*argv[:2], *_cli_args(tiny, out), *argv[2:]]) == 0
+    parsed = infotext.parse(read_infotext(out / "cat-0000.png"))
+    assert parsed["Text diff to"] == "an anime drawing" and parsed["Text diff from"] == "a photo"
+    assert parsed["Text diff amount"] == "0.3"
+
+
+def test_cli_interpolate_by_text_writes_a_strip(tiny, tmp_path):
+    from extension import infotext
+    from extension.cli import main
+    from extension.outputs import read_infotext
+
+    source = tmp_path / "cat.png"
+    _image(4).save(source)
+    out = tmp_path / "strip"
+    argv = ["interpolate", str(source), "--to-text", "a red car", "--frames", "3", "--amount-max", "0.4"]
+    assert main([*argv, *_cli_args(tiny, out)]) == 0
+    frames = sorted(out.glob("*.png"))
+    assert len(frames) == 3
+    amounts = [infotext.parse(read_infotext(path))["Text diff amount"] for path in frames]
+    assert amounts == ["0", "0.2", "0.4"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--to-text", "   "], "empty"),
+        (["--to-text", "x" * 1001], "at most 1000"),
+        (["--to-text", "a cat", "--amount", "1.5"], "from 0 to 1"),
+    ],
+)
+def test_cli_bad_text_diff_exits_2(tiny, tmp_path, capsys, extra, message):
+    from extension.cli import main
+
+    source = tmp_path / "cat.png"
+    _image(4).save(source)
+    assert main(["vary", str(source), *_cli_args(tiny, tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))
+
+
+def test_cli_text_diff_on_a_diffusers_folder_says_why(tiny, tmp_path, capsys):
+    from extension.cli import main
+
+    source = tmp_path / "cat.png"
+    _image(4).save(source)
+    argv = ["vary", str(source), *_cli_args(tiny, tmp_path / "o", model=tiny.unclip_h.folder), "--to-text", "a cat"]
+    assert main([*argv, "--n", "1"]) == 2
+    assert "single-file" in capsys.readouterr().err
