@@ -161,6 +161,28 @@ class TextIngredient:
         return {"Text ingredient": self.text, "Text ingredient weight": f"{self.weight:g}"}
 
 
+def text_diff_from_api(body: dict[str, Any] | None, frames: Any) -> tuple[TextDiff | None, int | None]:
+    """The REST ``text_diff: {from, to, amount}`` and ``frames`` fields -> (edit, strip frames); a :class:`ParamError`
+    (HTTP 422) on an empty/too long text, an amount outside 0-1 or frames without a text diff."""
+    from .params import FRAMES
+
+    if body is None:
+        if frames is not None:
+            raise ParamError("frames needs text_diff (a strip along a text edit); /interpolate morphs two images")
+        return None, None
+    diff = TextDiff(
+        to_text=check_text(body.get("to"), "text_diff.to"),
+        from_text=check_text(body.get("from") or "", "text_diff.from", allow_empty=True),
+        amount=check_amount(DEFAULT_AMOUNT if body.get("amount") is None else body["amount"], "text_diff.amount"),
+    )
+    for text in (diff.to_text, diff.from_text):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ParamError("text_diff texts must be valid Unicode text (a lone surrogate)") from None
+    return diff, (None if frames is None else FRAMES.coerce(frames))
+
+
 def strip_amounts(frames: int, amount_max: float) -> list[float]:
     """θ of each frame: ``0 … amount_max`` in ``frames`` equal steps."""
     if not isinstance(frames, int) or frames < 2:

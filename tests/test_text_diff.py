@@ -253,3 +253,85 @@ def test_cli_text_diff_on_a_diffusers_folder_says_why(tiny, tmp_path, capsys):
     argv = ["vary", str(source), *_cli_args(tiny, tmp_path / "o", model=tiny.unclip_h.folder), "--to-text", "a cat"]
     assert main([*argv, "--n", "1"]) == 2
     assert "single-file" in capsys.readouterr().err
+
+
+# --- REST ------------------------------------------------------------------------------------------------------------
+
+
+class _Entry:
+    def __init__(self, name: str, kind: str, path: str) -> None:
+        self.name, self.kind, self.path = name, kind, path
+
+
+class _Backend:
+    """One tiny unCLIP-H pipe behind the REST routes (the host side of extension/api.py)."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+
+    def models(self):
+        return [_Entry("sd21-unclip-h", "unclip-h", "sd21-unclip-h.safetensors")]
+
+    def load(self, entry):
+        return self.pipe
+
+    def run_job(self, description, job):
+        return job(lambda step, total: None, lambda: False)
+
+
+@pytest.fixture(scope="module")
+def client(pipe):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from extension import api
+
+    app = FastAPI()
+    api.add_routes(app, _Backend(pipe))
+    return TestClient(app)
+
+
+def _body(**changes):
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    _image(4).save(buffer, format="PNG")
+    body = {"images": [base64.b64encode(buffer.getvalue()).decode()], "steps": 2, "seed": 5, "width": 64, "height": 64}
+    body.update(changes)
+    return body
+
+
+def test_api_text_diff_and_strip(client):
+    import json
+
+    from extension import infotext
+
+    answer = client.post("/reimagine/v1/variations", json=_body(text_diff={"to": "a red car", "amount": 0.4}))
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert data["parameters"]["text_diff"] == {"from": "", "to": "a red car", "amount": 0.4}
+    parsed = infotext.parse(json.loads(data["info"])["infotexts"][0])
+    assert parsed["Text diff to"] == "a red car" and parsed["Text diff amount"] == "0.4"
+    strip = client.post("/reimagine/v1/variations", json=_body(text_diff={"to": "a red car", "amount": 0.4}, frames=3))
+    assert strip.status_code == 200, strip.text
+    assert len(strip.json()["images"]) == 3
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"text_diff": {"to": ""}}, "empty"),
+        ({"text_diff": {"to": "x" * 1001}}, "at most 1000"),
+        ({"text_diff": {"to": "a cat", "amount": 1.2}}, "from 0 to 1"),
+        ({"text_diff": {"to": "a cat", "amount": "lots"}}, "amount"),
+        ({"text_diff": {"from": "a dog"}}, "to"),
+        ({"text_diff": {"to": "a cat", "bogus": 1}}, "bogus"),
+        ({"frames": 3}, "frames needs text_diff"),
+        ({"text_diff": {"to": "a cat"}, "frames": 1}, "frames"),
+    ],
+)
+def test_api_bad_text_diff_is_422(client, changes, message):
+    answer = client.post("/reimagine/v1/variations", json=_body(**changes))
+    assert answer.status_code == 422, answer.text
+    assert message in answer.text
