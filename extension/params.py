@@ -212,6 +212,16 @@ TEXT_DIFF = ParamTable(
             infotext="Text diff amount",
             help="how far to turn the image embedding towards the text direction (0 = the plain variation)",
         ),
+        Param(
+            "text_diff_frames",
+            "Frames",
+            1,
+            int,
+            1,
+            64,
+            1,
+            help="1 = one edit; more = a strip from 0 to Amount with the same noise in every frame",
+        ),
     ]
 )
 

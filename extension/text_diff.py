@@ -136,7 +136,7 @@ class TextDiff:
         """The edit that :data:`params.TEXT_DIFF` values (UI, API, pasted infotext) describe; ``None`` when
         "To text" is empty (the edit is off)."""
         values = TEXT_DIFF.validate(values)
-        if not values["text_diff_to"].strip():
+        if not (values["text_diff_to"] or "").strip():
             return None
         diff = cls(values["text_diff_to"], values["text_diff_from"], values["text_diff_amount"])
         return diff.validated()

@@ -335,3 +335,42 @@ def test_api_bad_text_diff_is_422(client, changes, message):
     answer = client.post("/reimagine/v1/variations", json=_body(**changes))
     assert answer.status_code == 422, answer.text
     assert message in answer.text
+
+
+# --- the Reimagine tab -----------------------------------------------------------------------------------------------
+
+
+def test_tab_edit_by_text_pastes_back_and_is_off_without_to_text(pipe, request_, tmp_path):
+    from extension import infotext
+    from extension.params import TEXT_DIFF
+    from extension.runtime import jobs
+    from extension.ui import tab
+    from tests.test_ui import FakeHost, make_args
+
+    diff = TextDiff("an anime drawing", "a photo", 0.35)
+    text = generate(pipe, replace(request_, edit=diff)).infotexts[0]
+    built = tab.build(FakeHost(tmp_path))
+    c = built.components
+    params = infotext.parse(text)
+    pasted = {}
+    for component, key in built.paste_fields:
+        for name in TEXT_DIFF.params:
+            if name in c and component is c[name]:
+                pasted[name] = key(params) if callable(key) else params.get(key)
+    assert TextDiff.from_values(pasted) == diff
+    # an infotext without the keys clears the texts: no stale edit
+    cleared = {
+        n: k(infotext.parse("a cat\nSteps: 2, Seed: 1"))
+        for comp, k in built.paste_fields
+        if callable(k)
+        for n in ("text_diff_from", "text_diff_to")
+        if comp is c[n]
+    }
+    assert cleared == {"text_diff_from": "", "text_diff_to": ""}
+    # Generate's inputs: off unless To text is filled; a bad amount is a message, not a crash
+    image = _image(4)
+    assert jobs.TabValues.from_args(make_args(image)).edit is None
+    on = jobs.TabValues.from_args(make_args(image, text_diff_to="a red car", text_diff_amount=0.5))
+    assert on.edit == TextDiff("a red car", "", 0.5)
+    with pytest.raises(ParamError, match="text_diff_amount"):
+        jobs.TabValues.from_args(make_args(image, text_diff_to="a red car", text_diff_amount=3))
