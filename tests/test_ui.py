@@ -24,7 +24,7 @@ from PIL import Image
 from extension.engine import Result, seed_list
 from extension.loading import discovery as models
 from extension.loading.discovery import ModelChoice
-from extension.params import NOISE_PRESETS, REIMAGINE
+from extension.params import NOISE_PRESETS, REIMAGINE, TEXT_DIFF
 from extension.runtime import jobs
 from extension.runtime.host import MEMORY_MODES
 from extension.ui import compat
@@ -156,6 +156,7 @@ def make_args(image: Image.Image | None = None, **values: Any) -> list[Any]:
         named[f"weight_{i}"] = values.get(f"weight_{i}", 1.0)
     named.update({name: settings[name] for name in REIMAGINE.params})
     named["frames"] = values.get("frames", 3)
+    named.update({name: values.get(name, TEXT_DIFF[name].default) for name in TEXT_DIFF.params})
     return [named[name] for name in jobs.input_names()]
 
 
@@ -239,8 +240,9 @@ def test_tab_controls_come_from_the_parameter_table(tmp_path: Path) -> None:
         assert c[name].elem_id == elem_id
     # paste-back: every infotext key of the table, the prompts, weights and the model
     keys = [key for _, key in built.paste_fields if isinstance(key, str)]
-    assert keys == ["Prompt", "Negative prompt", *(p.infotext for p in REIMAGINE if p.infotext)]
-    assert sum(callable(key) for _, key in built.paste_fields) == jobs.MAX_INPUTS + 1
+    keys_wanted = ["Prompt", "Negative prompt", *(p.infotext for p in REIMAGINE if p.infotext), "Text diff amount"]
+    assert keys == keys_wanted
+    assert sum(callable(key) for _, key in built.paste_fields) == jobs.MAX_INPUTS + 1 + 2  # + from/to texts
     assert built.init_image is c["image_1"]
 
 

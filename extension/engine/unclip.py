@@ -22,7 +22,7 @@ import inspect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from PIL import Image, ImageOps
@@ -34,6 +34,15 @@ from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_li
 from .samplers import make_scheduler, resolved_schedule
 
 MIN_SIDE = 64  # pixels: the smallest output width/height (README: 64-2048, multiples of 8)
+
+
+class EmbeddingEdit(Protocol):
+    """A change of the (mixed) image embedding before noise augmentation, e.g. a text diff
+    (``extension/text_diff.py``), with the infotext entries that record it."""
+
+    def apply(self, pipe: Any, embed: torch.Tensor) -> torch.Tensor: ...
+
+    def infotext(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -56,6 +65,7 @@ class VariationRequest:
     n_iter: int = 1
     batch_size: int = 1
     seed: int = -1
+    edit: EmbeddingEdit | None = None  # applied to the mix, before noise augmentation
 
     def validated(self) -> VariationRequest:
         """A copy with every value checked against the parameter table (raises :class:`ParamError`)."""
@@ -258,6 +268,7 @@ def build_infotext(request: VariationRequest, pipe: Any, seed: int, size: tuple[
         "Mix weights": ", ".join(format_number(w) for w in request.weights) if mixed else None,
         key["mix"]: request.mix if mixed else None,
     }
+    params.update(request.edit.infotext() if request.edit is not None else {})
     params.update(extra or {})
     params["Reimagine"] = version()
     return infotext.build(request.prompt, request.negative_prompt, params)
@@ -290,6 +301,8 @@ def iter_batches(
     with torch.no_grad():
         embeds = [encode_image(pipe, image, request.fit) for image in request.images]
         image_embed = mix_embeddings(embeds, request.weights, request.mix)
+        if request.edit is not None:
+            image_embed = request.edit.apply(pipe, image_embed)
         text_embeds = encode_text(pipe, request.prompt, request.negative_prompt, request.batch_size, guided)
     latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     all_seeds = seed_list(request.seed, request.n_iter * request.batch_size)

@@ -29,6 +29,7 @@ from .clip_vision import build_image_encoder, convert_visual
 from .configs import build_tokenizer, config_dir, read_json
 from .detect import check_role, detect_kind, yaml_unclip_override
 from .source import Source, resolve_source
+from .text_tower import build_text_head, head_tensors
 
 if TYPE_CHECKING:
     from diffusers import StableUnCLIPImg2ImgPipeline
@@ -149,6 +150,7 @@ def _from_file(
     try:
         single = SingleFileParts(sd, cfg, name, prec)
         unet, vae = single.unet(), single.vae()
+        head = head_tensors(sd)  # the text tower's last block etc., before the text encoder's conversion takes them
         text_encoder = single.text_encoder(CLIPTextModel, "text encoder", "cond_stage_model.", "text_encoder")
         image_encoder = build(
             "image encoder",
@@ -157,6 +159,8 @@ def _from_file(
                 convert_visual(sd), cfg / "image_encoder", dtype=prec.dtype, device=prec.device
             ),
         )
+        text_head = build_text_head(head, text_encoder, dtype=prec.dtype, device=prec.device)
+        del head
     finally:
         sd.clear()  # the rest (noise_augmentor buffers, embedder text tower, EMA) is not needed
         free_memory(prec.device)
@@ -179,6 +183,7 @@ def _from_file(
         scheduler=scheduler(cfg / "scheduler"),
         vae=vae,
     )
+    pipe.reimagine_text_head = text_head if kind == "unclip-h" else None  # -l: the joint space is the embedder's
     return attach_info(pipe, src, kind)
 
 

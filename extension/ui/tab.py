@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS, closest
-from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE
+from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, TEXT_DIFF
 from ..runtime import jobs
 from ..runtime.host import Host, OutputPanel
 from . import compat
@@ -43,6 +43,9 @@ TEXT = {
     "weight": "Weight {}",
     "frames_info": "images from image 1 to image 2; the start noise is the same in every frame",
     "refine_accordion": "Refine with SDXL",
+    "text_accordion": "Edit by text",
+    "text_note": "Moves the image embedding from the From text towards the To text (DALL·E 2 text diffs). Off while "
+    "To text is empty. Needs the unCLIP-H single file.",
     "refiner_model": "SDXL refiner model",
     "vary_again": "Vary again",
     "refine": "Refine with SDXL",
@@ -223,6 +226,21 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
 
                 c["frames"] = slider(FRAMES, f"{TAB}_frames", info=TEXT["frames_info"], visible=False)
 
+                with gr.Accordion(TEXT["text_accordion"], open=False, elem_id=f"{TAB}_text_diff_accordion"):
+                    gr.HTML(f"<p class='reimagine-note'>{TEXT['text_note']}</p>", elem_id=f"{TAB}_text_diff_note")
+                    for name in ("text_diff_from", "text_diff_to"):
+                        param = TEXT_DIFF[name]
+                        c[name] = gr.Textbox(
+                            value=param.default,
+                            label=param.label,
+                            placeholder=param.help,
+                            lines=1,
+                            elem_id=f"{TAB}_{name}",
+                        )
+                    with gr.Row():
+                        c["text_diff_amount"] = slider(TEXT_DIFF["text_diff_amount"], f"{TAB}_text_diff_amount")
+                        c["text_diff_frames"] = slider(TEXT_DIFF["text_diff_frames"], f"{TAB}_text_diff_frames")
+
                 with gr.Accordion(TEXT["refine_accordion"], open=False, elem_id=f"{TAB}_refine_accordion"):
                     with gr.Row():
                         c["refiner_model"], c["refiner_refresh"] = model_dropdown(
@@ -384,4 +402,10 @@ def paste_fields(c: dict[str, Any], host: Host) -> list[tuple[Any, Any]]:
         return compat.update(value=found.name) if found else None  # an update: the dropdown's value may be None
 
     fields.append((c["model"], model))
+
+    def text(key: str) -> Callable[[dict[str, str]], Any]:
+        return lambda params: params.get(key, "")  # an image without the key clears the box: no stale edit
+
+    fields += [(c[name], text(TEXT_DIFF[name].infotext)) for name in ("text_diff_from", "text_diff_to")]
+    fields.append((c["text_diff_amount"], TEXT_DIFF["text_diff_amount"].infotext))
     return fields
