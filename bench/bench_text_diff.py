@@ -30,7 +30,7 @@ def _pipe(args: argparse.Namespace):
     if args.full:
         pipe = random_unclip("unclip-h").to(args.device, dtype)
         config = pipe.text_encoder.config
-        pipe.reimagine_text_head = TextHead(config, pipe.image_normalizer.mean.shape[-1]).to(args.device, dtype)
+        pipe.reimagine_text_tower = TextHead(config, pipe.image_normalizer.mean.shape[-1]).to(args.device, dtype)
         return pipe
     from tests.tiny_models import build_tiny_models
 
@@ -54,8 +54,8 @@ def main() -> None:
     import torch
     from PIL import Image
 
+    from extension.engine.text_diff import TextDiff
     from extension.engine.unclip import VariationRequest, generate, native_size
-    from extension.text_diff import TextDiff
 
     if args.device == "cpu":
         torch.set_num_threads(args.threads)

@@ -139,7 +139,7 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
             "images": (images, ...),
             "weights": (list[number] | None, None),
             "model": (text | None, None),
-            "text_diff": (rest.text_diff_type() | None, None),  # edit by text (extension/text_diff.py)
+            "text_diff": (rest.text_diff_type() | None, None),  # edit by text (extension/engine/text_diff.py)
             "frames": (number | None, None),  # with text_diff: a strip from amount 0 to text_diff.amount
         },
     )
@@ -252,8 +252,8 @@ def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
 def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
+    from .engine.text_diff import text_diff_from_api, text_diff_strip
     from .engine.unclip import VariationRequest, generate
-    from .text_diff import text_diff_from_api, text_diff_strip
 
     stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))

@@ -181,7 +181,7 @@ FRAMES = Param(
     help="images in the strip: the first is image A's variation, the last image B's",
 )
 
-# Edit by text (DALL·E 2 text diffs, extension/text_diff.py): off unless "To text" is filled.
+# Edit by text (DALL·E 2 text diffs, extension/engine/text_diff.py): off unless "To text" is filled.
 TEXT_DIFF_MAX_CHARS = 1000
 TEXT_DIFF = ParamTable(
     [

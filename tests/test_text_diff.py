@@ -1,5 +1,6 @@
-"""Text diffs (extension/text_diff.py) on the tiny unCLIP-H single file; the text embedding is checked against
-open_clip's own ``CLIP.encode_text`` built from the checkpoint's ``cond_stage_model.model.*`` keys."""
+"""Text diffs (extension/engine/text_diff.py) on the tiny unCLIP single files. The text embedding is checked against
+open_clip's own ``CLIP.encode_text`` built from the checkpoint's keys: unCLIP-H's ``cond_stage_model.model.*``
+(OpenCLIP ViT-H's tower), unCLIP-L's ``embedder.model.*`` (OpenAI CLIP ViT-L/14's tower, quick_gelu)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from extension.engine.text_diff import TextDiff, TextIngredient, normalize, text_diff, text_diff_strip, text_embedding
 from extension.engine.unclip import VariationRequest, generate
 from extension.errors import ParamError
-from extension.text_diff import TextDiff, TextIngredient, normalize, text_diff, text_diff_strip, text_embedding
 from tests.tiny_models import IMAGE_EMBED_DIM, VOCAB_SIZE
 
 TEXTS = ["a photo of a cat", "an anime drawing of a cat", ""]
@@ -35,18 +36,24 @@ def request_(pipe) -> VariationRequest:
     return VariationRequest(images=[_image(3)], steps=2, seed=77, width=64, height=64)
 
 
-def _open_clip_text_model(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """open_clip's CLIP with the checkpoint's text tower (its vision tower is a dummy that is never run)."""
+def _open_clip_text_model(
+    state_dict: dict[str, torch.Tensor], prefix: str = "cond_stage_model.model.", *, openai: bool = False
+) -> torch.nn.Module:
+    """open_clip's CLIP with the checkpoint's text tower under ``prefix`` (its vision tower is a dummy that is never
+    run); ``openai``: OpenAI CLIP's sizing (quick_gelu, one head per 64 channels)."""
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    prefix = "cond_stage_model.model."
-    text = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    text = {k[len(prefix) :]: v.float() for k, v in state_dict.items() if k.startswith(prefix)}
+    text = {k: v for k, v in text.items() if not k.startswith("visual.")}
     width = text["ln_final.weight"].shape[0]
     layers = 1 + max(int(k.split(".")[2]) for k in text if k.startswith("transformer.resblocks."))
     model = CLIP(
         embed_dim=text["text_projection"].shape[1],
         vision_cfg=CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=8, image_size=32),
-        text_cfg=CLIPTextCfg(context_length=77, vocab_size=VOCAB_SIZE, width=width, heads=2, layers=layers),
+        text_cfg=CLIPTextCfg(
+            context_length=77, vocab_size=VOCAB_SIZE, width=width, heads=width // 64 if openai else 2, layers=layers
+        ),
+        quick_gelu=openai,
     )
     missing, unexpected = model.load_state_dict(text, strict=False)
     assert not unexpected, unexpected
@@ -77,6 +84,35 @@ def test_text_embedding_unavailable_from_a_diffusers_folder(tiny):
             folder_pipe,
             VariationRequest(images=[_image(3)], steps=1, width=64, height=64, edit=TextDiff("a cat", amount=0.3)),
         )
+
+
+@pytest.fixture(scope="module")
+def pipe_l(tiny):
+    from extension.loading import load_unclip
+
+    return load_unclip(tiny.unclip_l.safetensors, config_root=tiny.config_root, karlo_stats=tiny.karlo_stats)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_unclip_l_text_embedding_equals_openai_clip_encode_text(tiny, pipe_l, text):
+    import open_clip
+
+    reference = _open_clip_text_model(tiny.unclip_l.state_dict, "embedder.model.", openai=True)
+    with torch.no_grad():
+        expected = reference.encode_text(open_clip.tokenize([text]))
+    got = text_embedding(pipe_l, text)
+    assert got.shape == (1, IMAGE_EMBED_DIM["unclip-l"])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_unclip_l_text_diff_moves_the_image_embedding(pipe_l):
+    request = VariationRequest(images=[_image(3)], steps=2, seed=77, width=64, height=64)
+    plain, (labels0, context0) = _unet_inputs(pipe_l, request)
+    zero = generate(pipe_l, replace(request, edit=TextDiff("an anime drawing", amount=0.0)))
+    assert np.array_equal(np.asarray(plain.images[0]), np.asarray(zero.images[0]))
+    edited, (labels1, context1) = _unet_inputs(pipe_l, replace(request, edit=TextDiff("an anime drawing", amount=0.5)))
+    assert torch.equal(context1, context0) and not torch.equal(labels1, labels0)
+    assert "Text diff to: an anime drawing" in edited.infotexts[0]
 
 
 def _slerp_numpy(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:

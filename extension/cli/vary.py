@@ -86,14 +86,14 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _text_diff_options(parser: argparse.ArgumentParser) -> None:
-    """``--to-text`` / ``--from-text``: edit by text (DALL·E 2 text diffs; unCLIP-H single files)."""
+    """``--to-text`` / ``--from-text``: edit by text (DALL·E 2 text diffs; unCLIP single files)."""
     add_param(parser, TEXT_DIFF["text_diff_to"], "--to-text", default=None)
     add_param(parser, TEXT_DIFF["text_diff_from"], "--from-text")
 
 
 def _text_diff(args: argparse.Namespace):
     """The :class:`TextDiff` the flags ask for, or ``None`` without ``--to-text``."""
-    from ..text_diff import TextDiff
+    from ..engine.text_diff import TextDiff
 
     if args.text_diff_to is None:
         return None
@@ -247,8 +247,8 @@ def run_interpolate(args: argparse.Namespace) -> int:
 def run_text_strip(args: argparse.Namespace) -> int:
     """``interpolate A --to-text …``: frames with the text edit amount from 0 to ``--amount-max``."""
     from ..engine import seed_list
+    from ..engine.text_diff import text_diff_strip
     from ..outputs import save_png
-    from ..text_diff import text_diff_strip
 
     if args.image_b is not None:
         raise ReimagineError("give either image B or --to-text, not both")

@@ -38,7 +38,7 @@ MIN_SIDE = 64  # pixels: the smallest output width/height (README: 64-2048, mult
 
 class EmbeddingEdit(Protocol):
     """A change of the (mixed) image embedding before noise augmentation, e.g. a text diff
-    (``extension/text_diff.py``), with the infotext entries that record it."""
+    (``extension/engine/text_diff.py``), with the infotext entries that record it."""
 
     def apply(self, pipe: Any, embed: torch.Tensor) -> torch.Tensor: ...
 

@@ -178,7 +178,7 @@ class TabValues:
             frames = int(frames)
         except (TypeError, ValueError):
             raise ParamError(f"frames must be an integer, got {frames!r}") from None
-        from ..text_diff import TextDiff
+        from ..engine.text_diff import TextDiff
 
         edit = TextDiff.from_values({k: v for k, v in text_values.items() if k != "text_diff_frames"})
         return cls(mode, model, images, weights, settings, frames, edit, text_values["text_diff_frames"])
@@ -288,9 +288,9 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
 
 
 def _text_strip(host: Host, control: Control, values: TabValues, request: Any, choice: Any, outputs: Outputs) -> None:
-    """Edit by text with Frames > 1: a strip from amount 0 to Amount, one seed (extension/text_diff.py)."""
+    """Edit by text with Frames > 1: a strip from amount 0 to Amount, one seed (extension/engine/text_diff.py)."""
     from ..engine import seed_list
-    from ..text_diff import text_diff_strip
+    from ..engine.text_diff import text_diff_strip
 
     seed = seed_list(request.seed, 1)[0]
     outputs.planned = values.edit_frames

@@ -45,7 +45,7 @@ TEXT = {
     "refine_accordion": "Refine with SDXL",
     "text_accordion": "Edit by text",
     "text_note": "Moves the image embedding from the From text towards the To text (DALL·E 2 text diffs). Off while "
-    "To text is empty. Needs the unCLIP-H single file.",
+    "To text is empty. Needs an unCLIP single file (-h or -l).",
     "refiner_model": "SDXL refiner model",
     "vary_again": "Vary again",
     "refine": "Refine with SDXL",

@@ -17,16 +17,16 @@ from typing import Any
 
 import torch
 
-from .engine import ProgressFn, Result, StopFn, seed_list
-from .engine.unclip import VariationRequest, generate, slerp
-from .errors import ParamError
-from .params import TEXT_DIFF, TEXT_DIFF_MAX_CHARS
+from ..errors import ParamError
+from ..params import TEXT_DIFF, TEXT_DIFF_MAX_CHARS
+from . import ProgressFn, Result, StopFn, seed_list
+from .unclip import VariationRequest, generate, slerp
 
 DEFAULT_AMOUNT = TEXT_DIFF["text_diff_amount"].default
 MAX_TEXT_CHARS = TEXT_DIFF_MAX_CHARS
 UNAVAILABLE = (
-    "Edit by text needs the CLIP text tower's last block and text projection, which only the unCLIP-H single-file "
-    "checkpoint (sd21-unclip-h.ckpt / .safetensors) carries; this model ({model}) has none. Load the single file "
+    "Edit by text needs a CLIP text tower in the image embeddings' space, which only the unCLIP single-file checkpoints "
+    "(sd21-unclip-h / sd21-unclip-l .ckpt or .safetensors) carry; this model ({model}) has none. Load the single file "
     "instead of a diffusers folder or hub id."
 )
 
@@ -56,7 +56,7 @@ def check_amount(amount: float, what: str = "text diff amount") -> float:
 
 def has_text_embedding(pipe: Any) -> bool:
     """Whether :func:`text_embedding` works for ``pipe``."""
-    return getattr(pipe, "reimagine_text_head", None) is not None
+    return getattr(pipe, "reimagine_text_tower", None) is not None
 
 
 @torch.no_grad()
@@ -64,11 +64,11 @@ def text_embedding(pipe: Any, text: str) -> torch.Tensor:
     """The projected, EOT-pooled CLIP text embedding of ``text``, ``[1, E]``, in the image embeddings' space.
 
     1. tokenize as the pipeline does (77 tokens, padded, truncated);
-    2. the text encoder's last hidden state (``hidden_states[-1]``: before its final layer norm);
-    3. the tower's last block, ``ln_final``, the EOT token, ``text_projection`` (:class:`loading.text_tower.TextHead`).
+    2. the model's text tower (``loading/text_tower.py``): unCLIP-H, the text encoder + its last block, ``ln_final``
+       and ``text_projection``; unCLIP-L, OpenAI CLIP's own text tower from the image embedder.
     """
-    head = getattr(pipe, "reimagine_text_head", None)
-    if head is None:
+    tower = getattr(pipe, "reimagine_text_tower", None)
+    if tower is None:
         name = getattr(getattr(pipe, "reimagine_info", None), "name", None) or "this model"
         raise ParamError(UNAVAILABLE.format(model=name))
     tokens = pipe.tokenizer(
@@ -78,10 +78,7 @@ def text_embedding(pipe: Any, text: str) -> torch.Tensor:
         truncation=True,
         return_tensors="pt",
     )
-    ids = tokens.input_ids.to(pipe._execution_device)
-    hidden = pipe.text_encoder(ids, output_hidden_states=True).hidden_states[-1]
-    head.to(device=hidden.device, dtype=hidden.dtype)
-    return head(hidden, ids)
+    return tower.embed(pipe, tokens.input_ids)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +161,7 @@ class TextIngredient:
 def text_diff_from_api(body: dict[str, Any] | None, frames: Any) -> tuple[TextDiff | None, int | None]:
     """The REST ``text_diff: {from, to, amount}`` and ``frames`` fields -> (edit, strip frames); a :class:`ParamError`
     (HTTP 422) on an empty/too long text, an amount outside 0-1 or frames without a text diff."""
-    from .params import FRAMES
+    from ..params import FRAMES
 
     if body is None:
         if frames is not None:
