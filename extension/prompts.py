@@ -141,3 +141,13 @@ def tokenize_prompt(tokenizer: Any, text: str, comma_backtrack: int = 20) -> lis
         comma=tokenizer.get_vocab().get(",</w>"),
         comma_backtrack=comma_backtrack,
     )
+
+
+def count_tokens(tokenizer: Any, text: str) -> tuple[int, int]:
+    """(tokens used, tokens available) as txt2img's token counter shows them ("12/75"): every full chunk counts 75,
+    the last one its own tokens; available is that rounded up to whole chunks of 75 (the WebUI's
+    ``get_prompt_lengths`` / ``get_target_prompt_token_count`` in modules/sd_hijack_clip.py)."""
+    chunks = tokenize_prompt(tokenizer, text)
+    last_ids = chunks[-1][0]
+    used = CHUNK * (len(chunks) - 1) + last_ids.index(tokenizer.eos_token_id, 1) - 1
+    return used, -(-max(used, 1) // CHUNK) * CHUNK

@@ -51,7 +51,7 @@ def _diffusers_unclip(pipe, prompt: str, negative: str = "") -> tuple[torch.Tens
 def _original_emphasis(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     # modules/sd_emphasis.py EmphasisOriginal.after_transformers, as written there
     original_mean = z.mean()
-    z = z * weights.reshape(weights.shape + (1,)).expand(z.shape)
+    z = z * weights.reshape((*weights.shape, 1)).expand(z.shape)
     new_mean = z.mean()
     return z * (original_mean / new_mean)
 

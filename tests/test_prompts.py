@@ -78,3 +78,26 @@ def test_full_chunk_is_cut_after_a_recent_comma():
     chunks = _chunks([(ids, 1.0)], comma=267)
     assert chunks[0][0][71] == 267 and chunks[0][0][72:74] == [49407, 0]  # cut after the comma, EOS, padded
     assert chunks[1][0][1:11] == list(range(200, 210))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny):
+    from extension.loading.configs import build_tokenizer, config_dir
+
+    return build_tokenizer(config_dir("unclip-h", tiny.config_root) / "tokenizer", tiny.config_root)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", (0, 75)),
+        ("a photo of a cat", (5, 75)),  # 5 BPE tokens, as the CLIP tokenizer counts them
+        ("a (photo:1.4) of [a] cat", (5, 75)),  # emphasis brackets are not tokens
+        ("a cat BREAK a dog", (77, 150)),  # a full chunk counts 75, as in the WebUI
+        (" ".join(["house"] * 80), (80, 150)),
+    ],
+)
+def test_token_counter_counts_as_txt2img(tokenizer, text, expected):
+    from extension.prompts import count_tokens
+
+    assert count_tokens(tokenizer, text) == expected

@@ -246,6 +246,18 @@ def test_tab_controls_come_from_the_parameter_table(tmp_path: Path) -> None:
     assert built.init_image is c["image_1"]
 
 
+def test_prompt_boxes_have_token_counters(tmp_path: Path) -> None:
+    from extension.ui import tab
+
+    built = tab.build(FakeHost(tmp_path))
+    c, blocks = built.components, built.blocks
+    for box, counter in (("prompt", "prompt_tokens"), ("negative_prompt", "negative_prompt_tokens")):
+        (count,) = handlers(blocks, c[box], "change")
+        assert count("") == "<span>0/75</span>"  # txt2img's counter for an empty prompt
+        assert count("a photo of a (cat:1.3) BREAK a dog") == "<span>77/150</span>"
+        assert c[counter].elem_id == f"reimagine_{'negative_' if box != 'prompt' else ''}token_counter"
+
+
 def test_tab_events_and_small_buttons(tmp_path: Path, image: Image.Image) -> None:
     from extension.ui import tab
 

@@ -18,7 +18,7 @@ from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, TEXT_DIFF
 from ..runtime import jobs
 from ..runtime.host import Host, OutputPanel
 from . import compat
-from .widgets import dropdown, radio, slider
+from .widgets import dropdown, radio, slider, token_counter
 
 TAB = "reimagine"
 REFRESH = "\U0001f504"  # 🔄
@@ -134,6 +134,7 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     elem_id=f"{TAB}_prompt",
                     elem_classes=["prompt"],
                 )
+                c["prompt_tokens"] = token_counter(c["prompt"], f"{TAB}_token_counter")
                 c["negative_prompt"] = gr.Textbox(
                     value=table["negative_prompt"].default,
                     label=table["negative_prompt"].label,
@@ -143,6 +144,7 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     elem_id=f"{TAB}_neg_prompt",
                     elem_classes=["prompt"],
                 )
+                c["negative_prompt_tokens"] = token_counter(c["negative_prompt"], f"{TAB}_negative_token_counter")
             with gr.Column(scale=1, elem_id=f"{TAB}_actions_column"):  # min_width 320 like txt2img (its overlay)
                 with gr.Row(elem_id=f"{TAB}_generate_box", elem_classes=["generate-box"]):
                     c["interrupt"] = gr.Button(
