@@ -279,7 +279,22 @@ def test_tab_events_and_small_buttons(tmp_path: Path, image: Image.Image) -> Non
     assert match(image, 768, 0) == (768, 512)
     assert match(image, 0, 512) == (768, 512)
     (mode_change,) = handlers(blocks, c["mode"], "change")
-    assert mode_change(jobs.MODE_INTERPOLATION)["visible"] is True
+    frames, mix_group = mode_change(jobs.MODE_INTERPOLATION)
+    assert frames["visible"] is True and mix_group["open"] is True  # interpolation needs image 2
+    frames, mix_group = mode_change(jobs.MODE_VARIATIONS)
+    assert frames["visible"] is False and "open" not in mix_group
+    # "Mix more images" is folded at first and unfolds when a slot is filled (a drop, Send to, a pasted weight)
+    assert c["mix_accordion"].open is False
+    for i in (2, 3, 4):
+        (on_image,) = handlers(blocks, c[f"image_{i}"], "change")
+        assert on_image(image)["open"] is True and "open" not in on_image(None)
+        (on_weight,) = handlers(blocks, c[f"weight_{i}"], "change")
+        assert on_weight(0.3)["open"] is True and "open" not in on_weight(c[f"weight_{i}"].value)
+    # one control named "Refine with SDXL": the accordion; its button says what it does
+    assert [b.label for b in blocks.blocks.values() if getattr(b, "label", None) == "Refine with SDXL"] == [
+        "Refine with SDXL"
+    ]
+    assert c["refine"].value == "Refine the selected image"
     (refresh,) = handlers(blocks, c["model_refresh"], "click")
     assert refresh("gone")["value"] == "m"
     # selecting an output (reimagine.js clicks the hidden button with the selected index) shows its infotext

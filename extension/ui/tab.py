@@ -48,8 +48,10 @@ TEXT = {
     "To text is empty. Needs an unCLIP single file (-h or -l).",
     "refiner_model": "SDXL refiner model",
     "vary_again": "Vary again",
-    "refine": "Refine with SDXL",
-    "inputs_note": "Input images: each one with its weight in the mix. Interpolation uses image 1 and image 2.",
+    "refine": "Refine the selected image",
+    "mix_accordion": "Mix more images",
+    "inputs_note": "Input images: each one with its weight in the mix (more under Mix more images). Interpolation uses "
+    "image 1 and image 2.",
 }
 TOOLTIPS = {
     "refresh": "Refresh the list of models",
@@ -105,6 +107,15 @@ def model_dropdown(host: Host, kinds: tuple[str, ...], label: str, elem_id: str)
     refresh = tool_button(host, REFRESH, f"{elem_id}_refresh", TOOLTIPS["refresh"])
     refresh.click(fn=refresh_models(host, kinds), inputs=[model], outputs=[model], show_progress=False)
     return model, refresh
+
+
+def _image_slot(c: dict[str, Any], i: int) -> None:
+    """Input image ``i`` and its mix weight."""
+    c[f"image_{i}"] = compat.image_input(label=TEXT["image"].format(i), elem_id=f"{TAB}_image_{i}", height=220)
+    c[f"weight_{i}"] = gr.Slider(
+        *WEIGHT_RANGE[:2], step=WEIGHT_RANGE[2], value=WEIGHT_DEFAULT, label=TEXT["weight"].format(i),
+        elem_id=f"{TAB}_weight_{i}",
+    )  # fmt: skip
 
 
 def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
@@ -172,20 +183,15 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     list(jobs.MODES), value=jobs.MODE_VARIATIONS, label=TEXT["mode"], elem_id=f"{TAB}_mode"
                 )
                 gr.HTML(f"<p class='reimagine-note'>{TEXT['inputs_note']}</p>", elem_id=f"{TAB}_inputs_note")
-                for first in range(1, jobs.MAX_INPUTS + 1, 2):
+                with gr.Column(elem_classes=["reimagine-input"]):
+                    _image_slot(c, 1)
+                # images 2-4 stay folded away until wanted; filling one (paste, Send to, drop) unfolds the group
+                with gr.Accordion(TEXT["mix_accordion"], open=False, elem_id=f"{TAB}_mix_accordion") as mix_group:
                     with gr.Row(elem_classes=["reimagine-inputs"]):
-                        for i in (first, first + 1):
+                        for i in range(2, jobs.MAX_INPUTS + 1):
                             with gr.Column(min_width=160, elem_classes=["reimagine-input"]):
-                                c[f"image_{i}"] = compat.image_input(
-                                    label=TEXT["image"].format(i), elem_id=f"{TAB}_image_{i}", height=220
-                                )
-                                c[f"weight_{i}"] = gr.Slider(
-                                    *WEIGHT_RANGE[:2],
-                                    step=WEIGHT_RANGE[2],
-                                    value=WEIGHT_DEFAULT,
-                                    label=TEXT["weight"].format(i),
-                                    elem_id=f"{TAB}_weight_{i}",
-                                )
+                                _image_slot(c, i)
+                c["mix_accordion"] = mix_group
 
                 with gr.Row(elem_id=f"{TAB}_noise_row"):
                     c["noise_level"] = slider(
@@ -243,20 +249,21 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                         c["text_diff_amount"] = slider(TEXT_DIFF["text_diff_amount"], f"{TAB}_text_diff_amount")
                         c["text_diff_frames"] = slider(TEXT_DIFF["text_diff_frames"], f"{TAB}_text_diff_frames")
 
-                with gr.Accordion(TEXT["refine_accordion"], open=False, elem_id=f"{TAB}_refine_accordion"):
-                    with gr.Row():
-                        c["refiner_model"], c["refiner_refresh"] = model_dropdown(
-                            host, REFINER_KINDS, TEXT["refiner_model"], f"{TAB}_refiner_model"
-                        )
-                    c["refiner_strength"] = slider(REFINER["strength"], f"{TAB}_refiner_strength")
-                    c["refiner_steps"] = slider(REFINER["steps"], f"{TAB}_refiner_steps")
-
             with gr.Column(elem_id=f"{TAB}_results_column"):
                 panel = host.output_panel()
                 with gr.Row(elem_id=f"{TAB}_output_actions"):
                     c["vary_again"] = gr.Button(
                         TEXT["vary_again"], elem_id=f"{TAB}_vary_again", **_kw(host, TOOLTIPS["vary_again"])
                     )
+                # one control for the refiner: its settings and the button that runs it, under one name
+                with gr.Accordion(TEXT["refine_accordion"], open=False, elem_id=f"{TAB}_refine_accordion"):
+                    with gr.Row():
+                        c["refiner_model"], c["refiner_refresh"] = model_dropdown(
+                            host, REFINER_KINDS, TEXT["refiner_model"], f"{TAB}_refiner_model"
+                        )
+                    with gr.Row():
+                        c["refiner_strength"] = slider(REFINER["strength"], f"{TAB}_refiner_strength")
+                        c["refiner_steps"] = slider(REFINER["steps"], f"{TAB}_refiner_steps")
                     c["refine"] = gr.Button(TEXT["refine"], elem_id=f"{TAB}_refine", **_kw(host, TOOLTIPS["refine"]))
 
         c.update({"gallery": panel.gallery, "generation_info": panel.generation_info, "infotext": panel.infotext})
@@ -264,6 +271,15 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
         _wire(host, c, panel, engine)
 
     return Tab(blocks=blocks, components=c, panel=panel, paste_fields=paste_fields(c, host))
+
+
+def _is_image(value: Any) -> bool:
+    return value is not None
+
+
+def _is_pasted_weight(value: Any) -> bool:
+    """A weight other than the default: set by a pasted infotext ("Mix weights") or by hand."""
+    return value is not None and float(value) != WEIGHT_DEFAULT
 
 
 def _outputs(panel: OutputPanel) -> list[Any]:
@@ -320,13 +336,29 @@ def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine
     c["match_aspect"].click(
         fn=match, inputs=[c["image_1"], c["width"], c["height"]], outputs=[c["width"], c["height"]], queue=False
     )
+
+    def mode_change(mode: str) -> tuple[Any, Any]:
+        """Frames shown for interpolation, which also unfolds "Mix more images" (it needs image 2)."""
+        interpolation = mode == jobs.MODE_INTERPOLATION
+        return compat.update(visible=interpolation), compat.update(open=True) if interpolation else compat.update()
+
     c["mode"].change(
-        fn=lambda mode: compat.update(visible=mode == jobs.MODE_INTERPOLATION),
+        fn=mode_change,
         inputs=[c["mode"]],
-        outputs=[c["frames"]],
+        outputs=[c["frames"], c["mix_accordion"]],
         show_progress=False,
         queue=False,
     )
+    # "Mix more images" unfolds itself when one of its slots is filled (a drop, Send to, a pasted weight)
+    for i in range(2, jobs.MAX_INPUTS + 1):
+        for component, filled in ((c[f"image_{i}"], _is_image), (c[f"weight_{i}"], _is_pasted_weight)):
+            component.change(
+                fn=lambda value, filled=filled: compat.update(open=True) if filled(value) else compat.update(),
+                inputs=[component],
+                outputs=[c["mix_accordion"]],
+                show_progress=False,
+                queue=False,
+            )
 
     def show_selected(info: str, index: Any) -> Any:
         text = jobs.selected_infotext(info, int(index or 0))
