@@ -135,7 +135,13 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
     variations_body = rest.request_model(
         "ReimagineVariationsRequest",
         REIMAGINE,
-        {"images": (images, ...), "weights": (list[number] | None, None), "model": (text | None, None)},
+        {
+            "images": (images, ...),
+            "weights": (list[number] | None, None),
+            "model": (text | None, None),
+            "text_diff": (rest.text_diff_type() | None, None),  # edit by text (extension/engine/text_diff.py)
+            "frames": (number | None, None),  # with text_diff: a strip from amount 0 to text_diff.amount
+        },
     )
     interpolate_body = rest.request_model(
         "ReimagineInterpolateRequest",
@@ -246,18 +252,24 @@ def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
 def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
+    from .engine.text_diff import text_diff_from_api, text_diff_strip
     from .engine.unclip import VariationRequest, generate
 
     stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
     probes = _probes(values, (1, MAX_IMAGES))
     weights = values.pop("weights", None)
+    diff, frames = text_diff_from_api(values.pop("text_diff", None), values.pop("frames", None))
     settings = REIMAGINE.validate(values)
-    request = VariationRequest(images=probes, weights=weights, **settings).validated()
-    _check_work(_outputs(settings), settings["steps"], settings)
+    request = VariationRequest(images=probes, weights=weights, edit=diff, **settings).validated()
+    _check_work(frames or _outputs(settings), settings["steps"], settings)
 
     def job(progress: Any, should_stop: Any) -> Any:
         decoded = replace(request, images=rest.decode_images(probes))
+        if frames:
+            return text_diff_strip(
+                backend.load(model), decoded, diff, frames, progress=progress, should_stop=stop.wrap(should_stop)
+            )
         return generate(
             backend.load(model),
             decoded,
@@ -267,7 +279,11 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
         )
 
     result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine variations", job))
-    return _response(result, {**settings, "weights": request.weights, "model": model.name})
+    parameters = {**settings, "weights": request.weights, "model": model.name}
+    if diff is not None:
+        parameters["text_diff"] = {"from": diff.from_text, "to": diff.to_text, "amount": diff.amount}
+        parameters["frames"] = frames
+    return _response(result, parameters)
 
 
 def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:

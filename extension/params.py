@@ -181,6 +181,50 @@ FRAMES = Param(
     help="images in the strip: the first is image A's variation, the last image B's",
 )
 
+# Edit by text (DALL·E 2 text diffs, extension/engine/text_diff.py): off unless "To text" is filled.
+TEXT_DIFF_MAX_CHARS = 1000
+TEXT_DIFF = ParamTable(
+    [
+        Param(
+            "text_diff_from",
+            "From text",
+            "",
+            str,
+            infotext="Text diff from",
+            help="a caption of the input as it is (empty = the empty caption)",
+        ),
+        Param(
+            "text_diff_to",
+            "To text",
+            "",
+            str,
+            infotext="Text diff to",
+            help="the caption to move the image towards; empty = no edit",
+        ),
+        Param(
+            "text_diff_amount",
+            "Amount",
+            0.25,
+            float,
+            0.0,
+            1.0,
+            0.05,
+            infotext="Text diff amount",
+            help="how far to turn the image embedding towards the text direction (0 = the plain variation)",
+        ),
+        Param(
+            "text_diff_frames",
+            "Frames",
+            1,
+            int,
+            1,
+            64,
+            1,
+            help="1 = one edit; more = a strip from 0 to Amount with the same noise in every frame",
+        ),
+    ]
+)
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # SDXL refiner post-pass (extension/refine.py). The names are also the named args of the txt2img/img2img script

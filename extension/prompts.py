@@ -10,6 +10,7 @@ and compel's syntax differs (``word+``/``word-``, ``(word)1.2``, ``.and()``; ``[
 from __future__ import annotations
 
 import re
+from typing import Any
 
 ROUND = 1.1
 SQUARE = 1 / 1.1
@@ -84,8 +85,9 @@ def chunk_tokens(
     comma: int | None = None,
     comma_backtrack: int = 20,
 ) -> list[tuple[list[int], list[float]]]:
-    """Token ids with weights cut into 77-token chunks the WebUI's way: 75 tokens each, wrapped in BOS/EOS and padded
-    with ``pad``; a BREAK run (weight -1) starts a new chunk; a full chunk ending at most ``comma_backtrack`` tokens
+    """Token ids with weights cut into 77-token chunks the WebUI's way: 75 tokens each, ``[BOS, tokens, EOS]`` then
+    ``pad`` to 77 (the WebUI fills with EOS and then sets everything after the first EOS to its pad id:
+    modules/sd_hijack_clip.py ``tokenize_line`` / ``process_tokens``), weight 1 outside the text; a BREAK run (weight -1) starts a new chunk; a full chunk ending at most ``comma_backtrack`` tokens
     after a comma is cut after that comma (Settings → "Increase coherency by padding from the last comma", default
     20), the rest moves to the next chunk. An empty prompt is one chunk."""
     chunks: list[tuple[list[int], list[float]]] = []
@@ -96,7 +98,7 @@ def chunk_tokens(
     def close() -> None:
         nonlocal tokens, weights, last_comma
         fill = CHUNK - len(tokens)
-        chunks.append(([bos, *tokens, *[pad] * fill, eos], [1.0, *weights, *[1.0] * fill, 1.0]))
+        chunks.append(([bos, *tokens, eos, *[pad] * fill], [1.0, *weights, 1.0, *[1.0] * fill]))
         tokens, weights, last_comma = [], [], -1
 
     for ids, weight in runs:
@@ -121,3 +123,31 @@ def chunk_tokens(
     if tokens or not chunks:
         close()
     return chunks
+
+
+def tokenize_prompt(tokenizer: Any, text: str, comma_backtrack: int = 20) -> list[tuple[list[int], list[float]]]:
+    """``text`` in the WebUI's syntax as 77-token chunks of (ids, weights) for a CLIP ``tokenizer`` (transformers'
+    ``CLIPTokenizer``): :func:`parse_attention`, each run tokenized on its own without BOS/EOS (as the WebUI does),
+    then :func:`chunk_tokens` with the tokenizer's BOS/EOS/pad ids and its ``,</w>`` token."""
+    runs = parse_attention(text)
+    texts = [run_text for run_text, weight in runs if weight != BREAK_WEIGHT]
+    ids = iter(tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False).input_ids)
+    tokenized = [([], weight) if weight == BREAK_WEIGHT else (list(next(ids)), weight) for _, weight in runs]
+    return chunk_tokens(
+        tokenized,
+        bos=tokenizer.bos_token_id,
+        eos=tokenizer.eos_token_id,
+        pad=tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id,
+        comma=tokenizer.get_vocab().get(",</w>"),
+        comma_backtrack=comma_backtrack,
+    )
+
+
+def count_tokens(tokenizer: Any, text: str) -> tuple[int, int]:
+    """(tokens used, tokens available) as txt2img's token counter shows them ("12/75"): every full chunk counts 75,
+    the last one its own tokens; available is that rounded up to whole chunks of 75 (the WebUI's
+    ``get_prompt_lengths`` / ``get_target_prompt_token_count`` in modules/sd_hijack_clip.py)."""
+    chunks = tokenize_prompt(tokenizer, text)
+    last_ids = chunks[-1][0]
+    used = CHUNK * (len(chunks) - 1) + last_ids.index(tokenizer.eos_token_id, 1) - 1
+    return used, -(-max(used, 1) // CHUNK) * CHUNK

@@ -76,6 +76,23 @@ def request_model(name: str, table: ParamTable, extra: dict[str, tuple[Any, Any]
     return pydantic.create_model(name, __config__=config, **fields)
 
 
+def text_diff_type() -> Any:
+    """``text_diff``: ``{"from": text, "to": text, "amount": number}`` (``from`` and ``amount`` optional)."""
+    import pydantic
+
+    _, strict_float, strict_int, strict_str = _strict()
+    fields: dict[str, Any] = {
+        "from": (strict_str | None, None),
+        "to": (strict_str, ...),
+        "amount": (strict_int | strict_float | None, None),
+    }
+    if pydantic.VERSION.startswith("1."):
+        config: Any = type("Config", (), {"extra": "forbid"})
+    else:
+        config = pydantic.ConfigDict(extra="forbid")
+    return pydantic.create_model("ReimagineTextDiff", __config__=config, **fields)
+
+
 def image_list_type() -> Any:
     """``images``: a list of base64 strings."""
     _, _, _, strict_str = _strict()

@@ -61,18 +61,43 @@ def test_200_tokens_make_three_77_token_chunks_with_bos_and_eos():
     chunks = _chunks([(list(range(1, 201)), 1.0)])
     assert len(chunks) == 3
     for ids, weights in chunks:
-        assert len(ids) == len(weights) == 77 and ids[0] == 49406 and ids[-1] == 49407
-    assert chunks[0][0][1:76] == list(range(1, 76)) and chunks[2][0][1:51] == list(range(151, 201))
+        assert len(ids) == len(weights) == 77 and ids[0] == 49406
+    # the WebUI's layout (modules/sd_hijack_clip.py): BOS, the tokens, EOS, then the pad id
+    assert chunks[0][0][1:76] == list(range(1, 76)) and chunks[0][0][76] == 49407
+    assert chunks[2][0][1:51] == list(range(151, 201)) and chunks[2][0][51] == 49407 and chunks[2][0][52:] == [0] * 25
 
 
 def test_break_starts_a_new_chunk():
     chunks = _chunks([([5, 6], 1.0), (["BREAK"], -1.0), ([7], 1.2)])
-    assert [c[0][1:3] for c in chunks] == [[5, 6], [7, 0]]
+    assert [c[0][1:3] for c in chunks] == [[5, 6], [7, 49407]]
     assert chunks[1][1][1] == 1.2
 
 
 def test_full_chunk_is_cut_after_a_recent_comma():
     ids = [*range(100, 170), 267, *range(200, 210)]  # a comma (267) at index 70, 80 tokens in all
     chunks = _chunks([(ids, 1.0)], comma=267)
-    assert chunks[0][0][71] == 267 and chunks[0][0][72] == 0  # cut after the comma, padded
+    assert chunks[0][0][71] == 267 and chunks[0][0][72:74] == [49407, 0]  # cut after the comma, EOS, padded
     assert chunks[1][0][1:11] == list(range(200, 210))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny):
+    from extension.loading.configs import build_tokenizer, config_dir
+
+    return build_tokenizer(config_dir("unclip-h", tiny.config_root) / "tokenizer", tiny.config_root)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", (0, 75)),
+        ("a photo of a cat", (5, 75)),  # 5 BPE tokens, as the CLIP tokenizer counts them
+        ("a (photo:1.4) of [a] cat", (5, 75)),  # emphasis brackets are not tokens
+        ("a cat BREAK a dog", (77, 150)),  # a full chunk counts 75, as in the WebUI
+        (" ".join(["house"] * 80), (80, 150)),
+    ],
+)
+def test_token_counter_counts_as_txt2img(tokenizer, text, expected):
+    from extension.prompts import count_tokens
+
+    assert count_tokens(tokenizer, text) == expected

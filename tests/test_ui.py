@@ -24,7 +24,7 @@ from PIL import Image
 from extension.engine import Result, seed_list
 from extension.loading import discovery as models
 from extension.loading.discovery import ModelChoice
-from extension.params import NOISE_PRESETS, REIMAGINE
+from extension.params import NOISE_PRESETS, REIMAGINE, TEXT_DIFF
 from extension.runtime import jobs
 from extension.runtime.host import MEMORY_MODES
 from extension.ui import compat
@@ -156,6 +156,7 @@ def make_args(image: Image.Image | None = None, **values: Any) -> list[Any]:
         named[f"weight_{i}"] = values.get(f"weight_{i}", 1.0)
     named.update({name: settings[name] for name in REIMAGINE.params})
     named["frames"] = values.get("frames", 3)
+    named.update({name: values.get(name, TEXT_DIFF[name].default) for name in TEXT_DIFF.params})
     return [named[name] for name in jobs.input_names()]
 
 
@@ -239,9 +240,22 @@ def test_tab_controls_come_from_the_parameter_table(tmp_path: Path) -> None:
         assert c[name].elem_id == elem_id
     # paste-back: every infotext key of the table, the prompts, weights and the model
     keys = [key for _, key in built.paste_fields if isinstance(key, str)]
-    assert keys == ["Prompt", "Negative prompt", *(p.infotext for p in REIMAGINE if p.infotext)]
-    assert sum(callable(key) for _, key in built.paste_fields) == jobs.MAX_INPUTS + 1
+    keys_wanted = ["Prompt", "Negative prompt", *(p.infotext for p in REIMAGINE if p.infotext), "Text diff amount"]
+    assert keys == keys_wanted
+    assert sum(callable(key) for _, key in built.paste_fields) == jobs.MAX_INPUTS + 1 + 2  # + from/to texts
     assert built.init_image is c["image_1"]
+
+
+def test_prompt_boxes_have_token_counters(tmp_path: Path) -> None:
+    from extension.ui import tab
+
+    built = tab.build(FakeHost(tmp_path))
+    c, blocks = built.components, built.blocks
+    for box, counter in (("prompt", "prompt_tokens"), ("negative_prompt", "negative_prompt_tokens")):
+        (count,) = handlers(blocks, c[box], "change")
+        assert count("") == "<span>0/75</span>"  # txt2img's counter for an empty prompt
+        assert count("a photo of a (cat:1.3) BREAK a dog") == "<span>77/150</span>"
+        assert c[counter].elem_id == f"reimagine_{'negative_' if box != 'prompt' else ''}token_counter"
 
 
 def test_tab_events_and_small_buttons(tmp_path: Path, image: Image.Image) -> None:
@@ -265,7 +279,22 @@ def test_tab_events_and_small_buttons(tmp_path: Path, image: Image.Image) -> Non
     assert match(image, 768, 0) == (768, 512)
     assert match(image, 0, 512) == (768, 512)
     (mode_change,) = handlers(blocks, c["mode"], "change")
-    assert mode_change(jobs.MODE_INTERPOLATION)["visible"] is True
+    frames, mix_group = mode_change(jobs.MODE_INTERPOLATION)
+    assert frames["visible"] is True and mix_group["open"] is True  # interpolation needs image 2
+    frames, mix_group = mode_change(jobs.MODE_VARIATIONS)
+    assert frames["visible"] is False and "open" not in mix_group
+    # "Mix more images" is folded at first and unfolds when a slot is filled (a drop, Send to, a pasted weight)
+    assert c["mix_accordion"].open is False
+    for i in (2, 3, 4):
+        (on_image,) = handlers(blocks, c[f"image_{i}"], "change")
+        assert on_image(image)["open"] is True and "open" not in on_image(None)
+        (on_weight,) = handlers(blocks, c[f"weight_{i}"], "change")
+        assert on_weight(0.3)["open"] is True and "open" not in on_weight(c[f"weight_{i}"].value)
+    # one control named "Refine with SDXL": the accordion; its button says what it does
+    assert [b.label for b in blocks.blocks.values() if getattr(b, "label", None) == "Refine with SDXL"] == [
+        "Refine with SDXL"
+    ]
+    assert c["refine"].value == "Refine the selected image"
     (refresh,) = handlers(blocks, c["model_refresh"], "click")
     assert refresh("gone")["value"] == "m"
     # selecting an output (reimagine.js clicks the hidden button with the selected index) shows its infotext

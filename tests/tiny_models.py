@@ -16,11 +16,11 @@ the facts our loaders and diffusers' detection rely on stay as in the real files
   ``transformer`` but keeps ``token_embedding``, ``positional_embedding``, ``text_projection``, ``ln_final``,
   ``logit_scale``; the real -l embedder (OpenAI CLIP ViT-L/14) keeps its whole text tower. Real detection reads
   ``embedder.model.ln_final.weight``: width 1024 -> -h, 768 -> -l. The tiny files keep that rule working with the REAL
-  text widths for the cheap vectors: ``ln_final.{weight,bias}`` [1024 | 768], ``positional_embedding`` [77, 1024 | 768],
-  ``text_projection`` [1024 | 768, E] and ``logit_scale``. The 49408-row ``token_embedding`` is omitted (150-200 MB
-  at the real width; nothing loads it). -l keeps a text ``transformer.resblocks.{0,1}.*`` like the real file (so the
-  structure, -l has a text tower and -h has none, still tells them apart from keys alone), but at a tiny width (32)
-  that does NOT match its 768-wide ``ln_final``: nothing loads that tower, only its presence is real.
+  text widths. -h: only the cheap vectors, ``ln_final.{weight,bias}`` [1024], ``positional_embedding`` [77, 1024],
+  ``text_projection`` [1024, E] and ``logit_scale`` (its 49408-row ``token_embedding`` is omitted: nothing loads it).
+  -l: a whole, consistent OpenAI text tower at the real width 768 with 12 heads and ONE block
+  (``token_embedding`` [49408, 768] stored fp16 to keep the file small, ``transformer.resblocks.0.*``, ``ln_final``,
+  ``text_projection`` [768, E]): Edit by text loads it (extension/loading/text_tower.py).
 * Tiny image-embedding dims differ between the variants (-h: E=32, -l: E=24) so that a wrong config/stats pairing
   fails loudly. -l's tower uses quick_gelu (OpenAI), -h's gelu (OpenCLIP).
 * SDXL (fp16 like ``sd_xl_*_1.0.safetensors``; the random weights are fp16-exact so files and folders hold identical
@@ -605,19 +605,22 @@ def _unclip_components(kind: str) -> tuple[dict[str, Any], Tensors, torch.Tensor
         ),
         "vae": _vae(0.18215, _seed(kind, "vae"), fp16_exact=False),
     }
-    # original-only tensors: the full OpenCLIP text tower and the embedder's text-side vectors at the real width
+    # original-only tensors: the full OpenCLIP text tower and the embedder's text side at the real width
     width = EMBEDDER_TEXT_WIDTH[kind]
     extra = clip_text_to_open_clip(full_text.state_dict(), "cond_stage_model.model.")
     extra["cond_stage_model.model.logit_scale"] = torch.tensor(math.log(100.0))
+    extra["embedder.model.logit_scale"] = torch.tensor(math.log(100.0))
+    if is_l:  # OpenAI CLIP ViT-L/14's whole text tower at its real width (768, 12 heads), one block instead of 12
+        config = _text_config(width, 1, width // 64, "quick_gelu", emb)
+        tower = randomize_(CLIPTextModelWithProjection(config), _seed(kind, "embedder_text"))
+        oc = clip_text_to_open_clip(_params(tower), "embedder.model.")
+        # the 49408 x 768 token embedding in fp16 to keep the file small (the real one is fp32)
+        extra.update({k: v.half() if k.endswith("token_embedding.weight") else v for k, v in oc.items()})
+        return components, extra, mean, std
     extra["embedder.model.ln_final.weight"] = 1.0 + 0.05 * torch.randn(width, generator=gen)
     extra["embedder.model.ln_final.bias"] = 0.02 * torch.randn(width, generator=gen)
     extra["embedder.model.positional_embedding"] = 0.01 * torch.randn(77, width, generator=gen)
     extra["embedder.model.text_projection"] = torch.randn(width, emb, generator=gen) / math.sqrt(width)
-    extra["embedder.model.logit_scale"] = torch.tensor(math.log(100.0))
-    if is_l:  # OpenAI CLIP keeps its text tower (tiny width here, see the module docstring)
-        tower = randomize_(CLIPTextModel(_text_config(32, 2, 2, "quick_gelu", 32)), _seed(kind, "embedder_text"))
-        oc = clip_text_to_open_clip(_params(tower), "embedder.model.")
-        extra.update({k: v for k, v in oc.items() if k.startswith("embedder.model.transformer.")})
     return components, extra, mean, std
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReimagineError
-from ..params import FRAMES, NOISE_PRESETS, REIMAGINE
+from ..params import FRAMES, NOISE_PRESETS, REIMAGINE, TEXT_DIFF
 from .common import (
     Job,
     add_param,
@@ -38,13 +38,21 @@ def add_parsers(commands: Any) -> None:
         "on its own)",
     )
     add_param(vary, REIMAGINE["mix"], help="how a mix combines embeddings: average, or slerp for two images")
+    _text_diff_options(vary)
+    add_param(vary, TEXT_DIFF["text_diff_amount"], "--amount")
     vary.set_defaults(run=run_vary)
 
-    strip = commands.add_parser("interpolate", help="a strip of frames morphing from image A to image B")
+    strip = commands.add_parser(
+        "interpolate", help="a strip of frames morphing from image A to image B, or from A along a text edit"
+    )
     strip.add_argument("image_a", type=Path, metavar="A")
-    strip.add_argument("image_b", type=Path, metavar="B")
+    strip.add_argument("image_b", type=Path, metavar="B", nargs="?", help="omit it with --to-text")
     add_param(strip, FRAMES)
     _generation_options(strip)
+    _text_diff_options(strip)
+    add_param(
+        strip, TEXT_DIFF["text_diff_amount"], "--amount-max", default=0.5, help="text edit amount of the last frame"
+    )
     strip.set_defaults(run=run_interpolate)
 
 
@@ -75,6 +83,22 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
     add_param(parser, table["width"])
     add_param(parser, table["height"])
     add_param(parser, table["fit"])
+
+
+def _text_diff_options(parser: argparse.ArgumentParser) -> None:
+    """``--to-text`` / ``--from-text``: edit by text (DALL·E 2 text diffs; unCLIP single files)."""
+    add_param(parser, TEXT_DIFF["text_diff_to"], "--to-text", default=None)
+    add_param(parser, TEXT_DIFF["text_diff_from"], "--from-text")
+
+
+def _text_diff(args: argparse.Namespace):
+    """The :class:`TextDiff` the flags ask for, or ``None`` without ``--to-text``."""
+    from ..engine.text_diff import TextDiff
+
+    if args.text_diff_to is None:
+        return None
+    diff = TextDiff(args.text_diff_to, args.text_diff_from, args.text_diff_amount)
+    return diff.validated()  # an empty or too long text, or an amount out of range: one line, exit 2
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -135,7 +159,7 @@ def run_vary(args: argparse.Namespace) -> int:
     stems = unique_stems(inputs)
     groups = [inputs] if weights is not None else [[path] for path in inputs]
     names = [short_stem("+".join(stems))] if weights is not None else stems
-    settings = settings_from_args(args)
+    settings = replace(settings_from_args(args), edit=_text_diff(args))
     seed = seed_list(settings.seed, 1)[0]
     # Check every value before the (slow) model load (placeholders: the inputs are read one by one later).
     single = weights is not None or len(groups) == 1  # a mix or one input: an unreadable image is an error now
@@ -193,7 +217,9 @@ def make_outputs(
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
-    """``interpolate``: frames from A to B."""
+    """``interpolate``: frames from A to B, or from A along a text edit (``--to-text``)."""
+    if args.text_diff_to is not None or args.image_b is None:
+        return run_text_strip(args)
     from ..engine import seed_list
     from ..engine.unclip import InterpolationRequest, interpolate
     from ..outputs import save_png
@@ -211,6 +237,36 @@ def run_interpolate(args: argparse.Namespace) -> int:
     pipe = _load_unclip(args)
     with progress_bar(1, "interpolate") as advance:
         result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)
+    for path, image, text in zip(paths, result.images, result.infotexts):
+        if wanted(path, args):
+            save_png(image, path, text)
+    print(f"wrote {len(result.images)} frame(s) to {args.out}")
+    return 0
+
+
+def run_text_strip(args: argparse.Namespace) -> int:
+    """``interpolate A --to-text …``: frames with the text edit amount from 0 to ``--amount-max``."""
+    from ..engine import seed_list
+    from ..engine.text_diff import text_diff_strip
+    from ..outputs import save_png
+
+    if args.image_b is not None:
+        raise ReimagineError("give either image B or --to-text, not both")
+    if args.text_diff_to is None:
+        raise ReimagineError("interpolate needs image B, or --to-text to edit image A by text")
+    diff = _text_diff(args)
+    FRAMES.coerce(args.frames)
+    stem = short_stem(f"{args.image_a.stem}-text")
+    paths = [args.out / f"{stem}-{frame:03d}.png" for frame in range(args.frames)]
+    if not args.overwrite and all(path.exists() for path in paths):
+        return nothing_to_do(args, "frames")
+    settings = settings_from_args(args)
+    settings = replace(settings, seed=seed_list(settings.seed, 1)[0], images=load_images([args.image_a]))
+    settings.validated()
+    prepare_out(args.out)
+    pipe = _load_unclip(args)
+    with progress_bar(1, "interpolate") as advance:
+        result = text_diff_strip(pipe, settings, diff, args.frames, progress=advance)
     for path, image, text in zip(paths, result.images, result.infotexts):
         if wanted(path, args):
             save_png(image, path, text)

@@ -47,6 +47,7 @@ from ..errors import ParamError
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE, refiner_values_from_ui
 from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule
+from .text_encoding import ChunkEncoder, encode_weighted, pad_to_same_length
 
 if TYPE_CHECKING:
     pass
@@ -299,17 +300,37 @@ class PromptEmbeds(NamedTuple):
 
 @torch.no_grad()
 def encode_prompts(pipe: Any, prompt: str, negative_prompt: str, guided: bool) -> PromptEmbeds:
-    """Encode the refiner prompt once (diffusers' ``encode_prompt``; the refiner uses ``text_encoder_2`` only)."""
-    embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
-        prompt=prompt,
-        device=pipe._execution_device,
-        num_images_per_prompt=1,
-        do_classifier_free_guidance=guided,
-        negative_prompt=negative_prompt,
-    )
-    if not guided:
-        negative = negative_pooled = None
-    return PromptEmbeds(embeds, negative, pooled, negative_pooled)
+    """Encode the refiner prompt once, in the WebUI's prompt syntax (``engine/text_encoding.py``): each encoder's
+    penultimate hidden states (the refiner has only OpenCLIP-bigG, ``text_encoder_2``; an SDXL base adds CLIP-L,
+    concatenated on the channel axis as diffusers' ``encode_prompt`` does), pooled from ``text_encoder_2``'s first
+    chunk."""
+    device = pipe._execution_device
+    encoders = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))
+    pairs = [(getattr(pipe, t), getattr(pipe, e)) for t, e in encoders if getattr(pipe, e, None) is not None]
+
+    def chunk_encoder(encoder: Any) -> ChunkEncoder:
+        def encode_chunk(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = encoder(ids, output_hidden_states=True)
+            return out.hidden_states[-2], out[0]
+
+        return encode_chunk
+
+    def encode(text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = [encode_weighted(tokenizer, chunk_encoder(encoder), text, device) for tokenizer, encoder in pairs]
+        return torch.cat([z for z, _ in encoded], dim=-1), encoded[-1][1]
+
+    embeds, pooled = encode(prompt)
+    negative = negative_pooled = None
+    if guided:
+        negative, negative_pooled = encode(negative_prompt)
+        if negative.shape[1] != embeds.shape[1]:
+            embeds, negative = pad_to_same_length(embeds, negative, encode("")[0])
+    dtype = pairs[-1][1].dtype
+
+    def cast(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return None if tensor is None else tensor.to(dtype)
+
+    return PromptEmbeds(cast(embeds), cast(negative), cast(pooled), cast(negative_pooled))
 
 
 def _needs_fp32(vae: Any) -> bool:

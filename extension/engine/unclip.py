@@ -9,11 +9,12 @@ The mechanism, step by step (:func:`generate`):
 4. the sinusoidal embedding of ``noise_level`` is appended → the UNet's ``class_labels``, added to its timestep
    embedding at every step; classifier-free guidance's unconditional branch gets the all-zero vector;
 5. sampling starts from pure noise (not from the input's latents: the output keeps content and style, not outline);
-   the prompt, if any, keeps its usual cross-attention role.
+   the prompt, if any, keeps its usual cross-attention role, written in the WebUI's syntax (emphasis, 75-token
+   chunks, BREAK: ``engine/text_encoding.py``).
 
 diffusers' ``StableUnCLIPImg2ImgPipeline.__call__`` does 3–5 too, but offers no per-image seeds, no stop between
-steps, no embedding mix and no fixed-noise interpolation; this module re-uses its components and its
-``encode_prompt`` and writes only the loop.
+steps, no embedding mix, no fixed-noise interpolation and no WebUI prompt syntax; this module re-uses its components
+and writes the loop and the prompt encoding.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import inspect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from PIL import Image, ImageOps
@@ -32,8 +33,18 @@ from ..errors import ParamError
 from ..params import FRAMES, REIMAGINE
 from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import make_scheduler, resolved_schedule
+from .text_encoding import encode_weighted, pad_to_same_length
 
 MIN_SIDE = 64  # pixels: the smallest output width/height (README: 64-2048, multiples of 8)
+
+
+class EmbeddingEdit(Protocol):
+    """A change of the (mixed) image embedding before noise augmentation, e.g. a text diff
+    (``extension/engine/text_diff.py``), with the infotext entries that record it."""
+
+    def apply(self, pipe: Any, embed: torch.Tensor) -> torch.Tensor: ...
+
+    def infotext(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -56,6 +67,7 @@ class VariationRequest:
     n_iter: int = 1
     batch_size: int = 1
     seed: int = -1
+    edit: EmbeddingEdit | None = None  # applied to the mix, before noise augmentation
 
     def validated(self) -> VariationRequest:
         """A copy with every value checked against the parameter table (raises :class:`ParamError`)."""
@@ -175,16 +187,26 @@ def augmentation_noise(seeds: Sequence[int], dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_text(pipe: Any, prompt: str, negative_prompt: str, batch: int, guided: bool):
-    """Prompt embeddings ``[2B or B, T, C]`` (unconditional first when guided)."""
-    cond, uncond = pipe.encode_prompt(
-        prompt=prompt,
-        device=pipe._execution_device,
-        num_images_per_prompt=batch,
-        do_classifier_free_guidance=guided,
-        negative_prompt=negative_prompt,
-    )
-    return torch.cat([uncond, cond]) if guided else cond
+def encode_text(pipe: Any, prompt: str, negative_prompt: str, batch: int, guided: bool) -> torch.Tensor:
+    """Prompt embeddings ``[2B or B, 77·k, C]`` (unconditional first when guided), in the WebUI's prompt syntax:
+    emphasis, 75-token chunks, BREAK (``engine/text_encoding.py``)."""
+    device = pipe._execution_device
+
+    def encode_chunk(ids: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return pipe.text_encoder(ids)[0], None  # SD 2.x: the penultimate-layer cut, as diffusers' encode_prompt
+
+    def encode(text: str) -> torch.Tensor:
+        return encode_weighted(pipe.tokenizer, encode_chunk, text, device)[0]
+
+    cond = encode(prompt)
+    rows = [cond]
+    if guided:
+        uncond = encode(negative_prompt)
+        if uncond.shape[1] != cond.shape[1]:
+            cond, uncond = pad_to_same_length(cond, uncond, encode(""))
+        rows = [uncond, cond]
+    dtype = pipe.text_encoder.dtype
+    return torch.cat([row.to(dtype).repeat(batch, 1, 1) for row in rows])
 
 
 @torch.no_grad()
@@ -258,6 +280,7 @@ def build_infotext(request: VariationRequest, pipe: Any, seed: int, size: tuple[
         "Mix weights": ", ".join(format_number(w) for w in request.weights) if mixed else None,
         key["mix"]: request.mix if mixed else None,
     }
+    params.update(request.edit.infotext() if request.edit is not None else {})
     params.update(extra or {})
     params["Reimagine"] = version()
     return infotext.build(request.prompt, request.negative_prompt, params)
@@ -290,6 +313,8 @@ def iter_batches(
     with torch.no_grad():
         embeds = [encode_image(pipe, image, request.fit) for image in request.images]
         image_embed = mix_embeddings(embeds, request.weights, request.mix)
+        if request.edit is not None:
+            image_embed = request.edit.apply(pipe, image_embed)
         text_embeds = encode_text(pipe, request.prompt, request.negative_prompt, request.batch_size, guided)
     latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     all_seeds = seed_list(request.seed, request.n_iter * request.batch_size)

@@ -99,11 +99,11 @@ def build_image_encoder(
         raise ModelLoadError(
             f"the image embedder weights are incomplete (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    _materialize_buffers(model)
+    materialize_buffers(model)
     return model.to(device=device, dtype=dtype).eval()
 
 
-def _materialize_buffers(model: torch.nn.Module) -> None:
+def materialize_buffers(model: torch.nn.Module) -> None:
     """Give meta buffers (position_ids under some transformers versions) real values."""
     for name, buf in list(model.named_buffers()):
         if buf.is_meta and name.endswith("position_ids"):

@@ -29,6 +29,7 @@ from .clip_vision import build_image_encoder, convert_visual
 from .configs import build_tokenizer, config_dir, read_json
 from .detect import check_role, detect_kind, yaml_unclip_override
 from .source import Source, resolve_source
+from .text_tower import build_text_head, build_whole_text_tower, head_tensors, whole_tower_tensors
 
 if TYPE_CHECKING:
     from diffusers import StableUnCLIPImg2ImgPipeline
@@ -149,6 +150,9 @@ def _from_file(
     try:
         single = SingleFileParts(sd, cfg, name, prec)
         unet, vae = single.unet(), single.vae()
+        # Edit by text's tower (text_tower.py), taken before the text encoder's conversion takes its keys: -h extends
+        # the text encoder (same CLIP as the image embedder), -l has OpenAI CLIP's own text tower in the embedder
+        tower = head_tensors(sd) if kind == "unclip-h" else whole_tower_tensors(sd)
         text_encoder = single.text_encoder(CLIPTextModel, "text encoder", "cond_stage_model.", "text_encoder")
         image_encoder = build(
             "image encoder",
@@ -157,8 +161,13 @@ def _from_file(
                 convert_visual(sd), cfg / "image_encoder", dtype=prec.dtype, device=prec.device
             ),
         )
+        if kind == "unclip-h":
+            text_tower = build_text_head(tower, text_encoder, dtype=prec.dtype, device=prec.device)
+        else:
+            text_tower = build_whole_text_tower(tower)
+        del tower
     finally:
-        sd.clear()  # the rest (noise_augmentor buffers, embedder text tower, EMA) is not needed
+        sd.clear()  # the rest (noise_augmentor buffers, EMA) is not needed
         free_memory(prec.device)
 
     normalizer = StableUnCLIPImageNormalizer.from_config(read_json(cfg / "image_normalizer" / "config.json"))
@@ -179,6 +188,7 @@ def _from_file(
         scheduler=scheduler(cfg / "scheduler"),
         vae=vae,
     )
+    pipe.reimagine_text_tower = text_tower
     return attach_info(pipe, src, kind)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import ParamError, ReimagineError
 from ..images import normalized
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS
-from ..params import FRAMES, REIMAGINE
+from ..params import FRAMES, REIMAGINE, TEXT_DIFF
 from .host import Control, Host
 
 MAX_INPUTS = 4
@@ -34,7 +34,7 @@ MODES = (MODE_VARIATIONS, MODE_INTERPOLATION)
 def input_names() -> list[str]:
     """The Generate handler's inputs after the task id, in order (the tab passes components in this order)."""
     images = [name for i in range(1, MAX_INPUTS + 1) for name in (f"image_{i}", f"weight_{i}")]
-    return ["mode", "model", *images, *REIMAGINE.params, "frames"]
+    return ["mode", "model", *images, *REIMAGINE.params, "frames", *TEXT_DIFF.params]
 
 
 @dataclass
@@ -146,6 +146,8 @@ class TabValues:
     weights: list[float]
     settings: dict[str, Any]
     frames: int
+    edit: Any = None  # a text_diff.TextDiff when "To text" is filled
+    edit_frames: int = 1
 
     @classmethod
     def from_args(cls, args: Sequence[Any]) -> TabValues:
@@ -170,12 +172,16 @@ class TabValues:
             raise ParamError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         model = values.pop("model")
         frames = values.pop("frames")
+        text_values = TEXT_DIFF.validate({name: values.pop(name) for name in TEXT_DIFF.params})
         settings = REIMAGINE.validate({k: v for k, v in values.items() if k in REIMAGINE.params})
         try:
             frames = int(frames)
         except (TypeError, ValueError):
             raise ParamError(f"frames must be an integer, got {frames!r}") from None
-        return cls(mode, model, images, weights, settings, frames)
+        from ..engine.text_diff import TextDiff
+
+        edit = TextDiff.from_values({k: v for k, v in text_values.items() if k != "text_diff_frames"})
+        return cls(mode, model, images, weights, settings, frames, edit, text_values["text_diff_frames"])
 
 
 def _info_for(settings: dict[str, Any], pipe: Any) -> GenerationInfo:
@@ -248,8 +254,12 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
 
     if not values.images:
         raise ParamError("Add at least one input image.")
-    request = VariationRequest(images=values.images, weights=values.weights, **values.settings).validated()
+    request = VariationRequest(
+        images=values.images, weights=values.weights, edit=values.edit, **values.settings
+    ).validated()
     choice = host.find(values.model, UNCLIP_KINDS)
+    if values.edit is not None and values.edit_frames > 1:
+        return _text_strip(host, control, values, request, choice, outputs)
     first_seed = seed_list(request.seed, 1)[0]
     outputs.planned = request.n_iter * request.batch_size
     control.begin(request.n_iter, request.steps, f"Batch 1 of {request.n_iter}")
@@ -257,6 +267,8 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
         outputs.info = _info_for({**values.settings, "seed": first_seed}, pipe)
         if len(values.images) > 1:
             outputs.info.extra_generation_params["Mix weights"] = ", ".join(f"{w:g}" for w in request.weights)
+        if values.edit is not None:
+            outputs.info.extra_generation_params.update(values.edit.infotext())
         # One engine request for all batches: the input images are CLIP-encoded once.
         batches = engine.iter_batches(
             pipe,
@@ -273,6 +285,29 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
                 break
             control.clear_skip()
             control.next_job("" if last else f"Batch {batch + 2} of {request.n_iter}")
+
+
+def _text_strip(host: Host, control: Control, values: TabValues, request: Any, choice: Any, outputs: Outputs) -> None:
+    """Edit by text with Frames > 1: a strip from amount 0 to Amount, one seed (extension/engine/text_diff.py)."""
+    from ..engine import seed_list
+    from ..engine.text_diff import text_diff_strip
+
+    seed = seed_list(request.seed, 1)[0]
+    outputs.planned = values.edit_frames
+    control.begin(1, values.edit_frames * request.steps, "Edit by text")
+    with host.pipeline(choice, "unclip") as pipe:
+        outputs.info = _info_for({**values.settings, "seed": seed}, pipe)
+        outputs.info.extra_generation_params.update(values.edit.infotext())
+        result = text_diff_strip(
+            pipe,
+            replace(request, seed=seed),
+            values.edit,
+            values.edit_frames,
+            progress=control.step,
+            should_stop=lambda: control.should_stop_step() or control.stopping,
+        )
+        _collect(host, control, outputs, result)
+        outputs.interrupted = bool(result.interrupted)
 
 
 def _collect(host: Host, control: Control, outputs: Outputs, result: Any) -> None:

@@ -14,11 +14,11 @@ from typing import Any
 import gradio as gr
 
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS, closest
-from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE
+from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, TEXT_DIFF
 from ..runtime import jobs
 from ..runtime.host import Host, OutputPanel
 from . import compat
-from .widgets import dropdown, radio, slider
+from .widgets import dropdown, radio, slider, token_counter
 
 TAB = "reimagine"
 REFRESH = "\U0001f504"  # 🔄
@@ -43,10 +43,15 @@ TEXT = {
     "weight": "Weight {}",
     "frames_info": "images from image 1 to image 2; the start noise is the same in every frame",
     "refine_accordion": "Refine with SDXL",
+    "text_accordion": "Edit by text",
+    "text_note": "Moves the image embedding from the From text towards the To text (DALL·E 2 text diffs). Off while "
+    "To text is empty. Needs an unCLIP single file (-h or -l).",
     "refiner_model": "SDXL refiner model",
     "vary_again": "Vary again",
-    "refine": "Refine with SDXL",
-    "inputs_note": "Input images: each one with its weight in the mix. Interpolation uses image 1 and image 2.",
+    "refine": "Refine the selected image",
+    "mix_accordion": "Mix more images",
+    "inputs_note": "Input images: each one with its weight in the mix (more under Mix more images). Interpolation uses "
+    "image 1 and image 2.",
 }
 TOOLTIPS = {
     "refresh": "Refresh the list of models",
@@ -104,6 +109,15 @@ def model_dropdown(host: Host, kinds: tuple[str, ...], label: str, elem_id: str)
     return model, refresh
 
 
+def _image_slot(c: dict[str, Any], i: int) -> None:
+    """Input image ``i`` and its mix weight."""
+    c[f"image_{i}"] = compat.image_input(label=TEXT["image"].format(i), elem_id=f"{TAB}_image_{i}", height=220)
+    c[f"weight_{i}"] = gr.Slider(
+        *WEIGHT_RANGE[:2], step=WEIGHT_RANGE[2], value=WEIGHT_DEFAULT, label=TEXT["weight"].format(i),
+        elem_id=f"{TAB}_weight_{i}",
+    )  # fmt: skip
+
+
 def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
     """Build the Reimagine tab in a new ``gr.Blocks`` (render it with ``on_ui_tabs`` or inside a ``gr.Tab``)."""
     table = REIMAGINE
@@ -131,6 +145,7 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     elem_id=f"{TAB}_prompt",
                     elem_classes=["prompt"],
                 )
+                c["prompt_tokens"] = token_counter(c["prompt"], f"{TAB}_token_counter")
                 c["negative_prompt"] = gr.Textbox(
                     value=table["negative_prompt"].default,
                     label=table["negative_prompt"].label,
@@ -140,6 +155,7 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     elem_id=f"{TAB}_neg_prompt",
                     elem_classes=["prompt"],
                 )
+                c["negative_prompt_tokens"] = token_counter(c["negative_prompt"], f"{TAB}_negative_token_counter")
             with gr.Column(scale=1, elem_id=f"{TAB}_actions_column"):  # min_width 320 like txt2img (its overlay)
                 with gr.Row(elem_id=f"{TAB}_generate_box", elem_classes=["generate-box"]):
                     c["interrupt"] = gr.Button(
@@ -167,20 +183,15 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     list(jobs.MODES), value=jobs.MODE_VARIATIONS, label=TEXT["mode"], elem_id=f"{TAB}_mode"
                 )
                 gr.HTML(f"<p class='reimagine-note'>{TEXT['inputs_note']}</p>", elem_id=f"{TAB}_inputs_note")
-                for first in range(1, jobs.MAX_INPUTS + 1, 2):
+                with gr.Column(elem_classes=["reimagine-input"]):
+                    _image_slot(c, 1)
+                # images 2-4 stay folded away until wanted; filling one (paste, Send to, drop) unfolds the group
+                with gr.Accordion(TEXT["mix_accordion"], open=False, elem_id=f"{TAB}_mix_accordion") as mix_group:
                     with gr.Row(elem_classes=["reimagine-inputs"]):
-                        for i in (first, first + 1):
+                        for i in range(2, jobs.MAX_INPUTS + 1):
                             with gr.Column(min_width=160, elem_classes=["reimagine-input"]):
-                                c[f"image_{i}"] = compat.image_input(
-                                    label=TEXT["image"].format(i), elem_id=f"{TAB}_image_{i}", height=220
-                                )
-                                c[f"weight_{i}"] = gr.Slider(
-                                    *WEIGHT_RANGE[:2],
-                                    step=WEIGHT_RANGE[2],
-                                    value=WEIGHT_DEFAULT,
-                                    label=TEXT["weight"].format(i),
-                                    elem_id=f"{TAB}_weight_{i}",
-                                )
+                                _image_slot(c, i)
+                c["mix_accordion"] = mix_group
 
                 with gr.Row(elem_id=f"{TAB}_noise_row"):
                     c["noise_level"] = slider(
@@ -223,13 +234,20 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
 
                 c["frames"] = slider(FRAMES, f"{TAB}_frames", info=TEXT["frames_info"], visible=False)
 
-                with gr.Accordion(TEXT["refine_accordion"], open=False, elem_id=f"{TAB}_refine_accordion"):
-                    with gr.Row():
-                        c["refiner_model"], c["refiner_refresh"] = model_dropdown(
-                            host, REFINER_KINDS, TEXT["refiner_model"], f"{TAB}_refiner_model"
+                with gr.Accordion(TEXT["text_accordion"], open=False, elem_id=f"{TAB}_text_diff_accordion"):
+                    gr.HTML(f"<p class='reimagine-note'>{TEXT['text_note']}</p>", elem_id=f"{TAB}_text_diff_note")
+                    for name in ("text_diff_from", "text_diff_to"):
+                        param = TEXT_DIFF[name]
+                        c[name] = gr.Textbox(
+                            value=param.default,
+                            label=param.label,
+                            placeholder=param.help,
+                            lines=1,
+                            elem_id=f"{TAB}_{name}",
                         )
-                    c["refiner_strength"] = slider(REFINER["strength"], f"{TAB}_refiner_strength")
-                    c["refiner_steps"] = slider(REFINER["steps"], f"{TAB}_refiner_steps")
+                    with gr.Row():
+                        c["text_diff_amount"] = slider(TEXT_DIFF["text_diff_amount"], f"{TAB}_text_diff_amount")
+                        c["text_diff_frames"] = slider(TEXT_DIFF["text_diff_frames"], f"{TAB}_text_diff_frames")
 
             with gr.Column(elem_id=f"{TAB}_results_column"):
                 panel = host.output_panel()
@@ -237,6 +255,15 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     c["vary_again"] = gr.Button(
                         TEXT["vary_again"], elem_id=f"{TAB}_vary_again", **_kw(host, TOOLTIPS["vary_again"])
                     )
+                # one control for the refiner: its settings and the button that runs it, under one name
+                with gr.Accordion(TEXT["refine_accordion"], open=False, elem_id=f"{TAB}_refine_accordion"):
+                    with gr.Row():
+                        c["refiner_model"], c["refiner_refresh"] = model_dropdown(
+                            host, REFINER_KINDS, TEXT["refiner_model"], f"{TAB}_refiner_model"
+                        )
+                    with gr.Row():
+                        c["refiner_strength"] = slider(REFINER["strength"], f"{TAB}_refiner_strength")
+                        c["refiner_steps"] = slider(REFINER["steps"], f"{TAB}_refiner_steps")
                     c["refine"] = gr.Button(TEXT["refine"], elem_id=f"{TAB}_refine", **_kw(host, TOOLTIPS["refine"]))
 
         c.update({"gallery": panel.gallery, "generation_info": panel.generation_info, "infotext": panel.infotext})
@@ -244,6 +271,15 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
         _wire(host, c, panel, engine)
 
     return Tab(blocks=blocks, components=c, panel=panel, paste_fields=paste_fields(c, host))
+
+
+def _is_image(value: Any) -> bool:
+    return value is not None
+
+
+def _is_pasted_weight(value: Any) -> bool:
+    """A weight other than the default: set by a pasted infotext ("Mix weights") or by hand."""
+    return value is not None and float(value) != WEIGHT_DEFAULT
 
 
 def _outputs(panel: OutputPanel) -> list[Any]:
@@ -300,13 +336,29 @@ def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine
     c["match_aspect"].click(
         fn=match, inputs=[c["image_1"], c["width"], c["height"]], outputs=[c["width"], c["height"]], queue=False
     )
+
+    def mode_change(mode: str) -> tuple[Any, Any]:
+        """Frames shown for interpolation, which also unfolds "Mix more images" (it needs image 2)."""
+        interpolation = mode == jobs.MODE_INTERPOLATION
+        return compat.update(visible=interpolation), compat.update(open=True) if interpolation else compat.update()
+
     c["mode"].change(
-        fn=lambda mode: compat.update(visible=mode == jobs.MODE_INTERPOLATION),
+        fn=mode_change,
         inputs=[c["mode"]],
-        outputs=[c["frames"]],
+        outputs=[c["frames"], c["mix_accordion"]],
         show_progress=False,
         queue=False,
     )
+    # "Mix more images" unfolds itself when one of its slots is filled (a drop, Send to, a pasted weight)
+    for i in range(2, jobs.MAX_INPUTS + 1):
+        for component, filled in ((c[f"image_{i}"], _is_image), (c[f"weight_{i}"], _is_pasted_weight)):
+            component.change(
+                fn=lambda value, filled=filled: compat.update(open=True) if filled(value) else compat.update(),
+                inputs=[component],
+                outputs=[c["mix_accordion"]],
+                show_progress=False,
+                queue=False,
+            )
 
     def show_selected(info: str, index: Any) -> Any:
         text = jobs.selected_infotext(info, int(index or 0))
@@ -384,4 +436,10 @@ def paste_fields(c: dict[str, Any], host: Host) -> list[tuple[Any, Any]]:
         return compat.update(value=found.name) if found else None  # an update: the dropdown's value may be None
 
     fields.append((c["model"], model))
+
+    def text(key: str) -> Callable[[dict[str, str]], Any]:
+        return lambda params: params.get(key, "")  # an image without the key clears the box: no stale edit
+
+    fields += [(c[name], text(TEXT_DIFF[name].infotext)) for name in ("text_diff_from", "text_diff_to")]
+    fields.append((c["text_diff_amount"], TEXT_DIFF["text_diff_amount"].infotext))
     return fields

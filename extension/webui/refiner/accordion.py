@@ -65,7 +65,7 @@ def ui(script: Any, is_img2img: bool) -> list[Any]:
     """Build the accordion; return the controls in :data:`REFINER` order (the positional API arguments)."""
     import gradio as gr
 
-    from ...ui.widgets import slider
+    from ...ui.widgets import slider, token_counter
 
     def eid(name: str) -> str:
         return script.elem_id(name)
@@ -120,6 +120,7 @@ def ui(script: Any, is_img2img: bool) -> list[Any]:
             components[name] = gr.Textbox(
                 label=REFINER[name].label, lines=2, placeholder=placeholder, value="", elem_id=eid(name)
             )
+            token_counter(components[name], eid(f"{name}_token_counter"))
         with _row():
             components["aesthetic_score"] = slider(REFINER["aesthetic_score"], eid("aesthetic_score"))
             components["negative_aesthetic_score"] = slider(
