@@ -13,10 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-STYLE_FILES = (ROOT / "style.css", Path(__file__).resolve().parent / "ui" / "standalone.css")
-SCRIPT_FILE = ROOT / "javascript" / "reimagine.js"
+PACKAGE = Path(__file__).resolve().parent
 TITLE = "Reimagine"
+
+
+def asset(relative: str) -> Path:
+    """A WebUI-side file of the repository root (``style.css``, ``javascript/reimagine.js``): its copy in an installed
+    package (``assets/``, made by setup.py), else the checkout's own."""
+    installed = PACKAGE / "assets" / Path(relative).name
+    return installed if installed.is_file() else PACKAGE.parent / relative
+
+
+STYLE_FILES = (asset("style.css"), PACKAGE / "ui" / "standalone.css")
+SCRIPT_FILE = asset("javascript/reimagine.js")
 
 
 @dataclass
@@ -33,7 +42,8 @@ class Running:
         self.demo.close()
 
 
-def _css() -> str:
+def page_css() -> str:
+    """The app's CSS: the WebUI tab's style.css plus the standalone additions."""
     return "\n".join(path.read_text(encoding="utf-8") for path in STYLE_FILES if path.is_file())
 
 
@@ -57,7 +67,7 @@ def build_app(host: Any, engine: Any = None) -> tuple[Any, dict[str, Any]]:
     # Built first, then rendered into tabs: the WebUI's way (a Blocks created inside another would render twice).
     reimagine = tab.build(host, engine)
     refine_blocks, refine = refine_tab.build(host, engine)
-    with gr.Blocks(title=TITLE, css=_css(), analytics_enabled=False) as demo:
+    with gr.Blocks(title=TITLE, css=page_css(), analytics_enabled=False) as demo:
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab(TITLE, id="reimagine", elem_id="tab_reimagine"):
                 reimagine.blocks.render()

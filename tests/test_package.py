@@ -34,9 +34,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Build from a copy, so that setuptools' build/ and *.egg-info never land in the checkout.
     source = work / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "style.css"):
         shutil.copy2(REPO / name, source / name)
-    shutil.copytree(REPO / "extension", source / "extension", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("extension", "javascript"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = work / "wheels"
     built = _run(
         sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
@@ -102,3 +103,17 @@ def test_checkout_still_runs_as_python_dash_m_extension() -> None:
     assert "python -m extension" in result.stdout
     for command in COMMANDS:
         assert command in result.stdout
+
+
+def test_installed_app_has_the_tabs_css_and_javascript(installed: Path, tmp_path: Path) -> None:
+    """``sd-reimagine serve`` from an installed copy styles and scripts its page as the checkout does."""
+    probe = (
+        "import json, sd_webui_reimagine.app as a;"
+        "print(json.dumps({'css': a.page_css(), 'js': a.SCRIPT_FILE.read_text(encoding='utf-8'), 'at': str(a.SCRIPT_FILE)}))"
+    )
+    result = _run(installed / "python", "-c", probe, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert "site-packages" in found["at"]
+    assert (REPO / "style.css").read_text(encoding="utf-8") in found["css"]
+    assert found["js"] == (REPO / "javascript" / "reimagine.js").read_text(encoding="utf-8")
