@@ -87,14 +87,10 @@ def _diffusers_scheduler(model_config: dict, sampler: str):
     return getattr(diffusers, spec.scheduler_class).from_config(model_scheduler.config, **overrides)
 
 
-# DPM++ SDE: diffusers' DPMSolverSDEScheduler seeds its Brownian tree from config ``noise_sampler_seed``, else at
-# random; the engine does not set it yet, so neither run is reproducible and they cannot be compared.
-_GENERATE_ORACLE = [
-    pytest.param(name, marks=pytest.mark.xfail(reason="DPM++ SDE noise is not seeded (noise_sampler_seed)"))
-    if name == "DPM++ SDE"
-    else name
-    for name in SAMPLER_NAMES
-]
+# DPM++ SDE: diffusers' DPMSolverSDEScheduler seeds its Brownian tree from ``noise_sampler_seed`` (else at random);
+# the WebUI seeds it with the images' own seeds (modules/sd_samplers_common.py create_noise_sampler), so the oracle
+# gets ``noise_sampler_seed=[seed]``.
+_GENERATE_ORACLE = SAMPLER_NAMES
 
 
 @pytest.mark.parametrize("sampler", _GENERATE_ORACLE)
@@ -116,6 +112,8 @@ def test_generate_matches_diffusers_pipeline(pipe, kind, tiny, sampler) -> None:
     config_file = Path(tiny.config_root) / kind / "scheduler" / "scheduler_config.json"
     reference = StableUnCLIPImg2ImgPipeline(**pipe.components)
     reference.scheduler = _diffusers_scheduler(json.loads(config_file.read_text()), sampler)
+    if sampler == "DPM++ SDE":
+        reference.scheduler.noise_sampler_seed = [seed]
     embed = encode_image(pipe, image, "squash")
     noise = augmentation_noise([seed], embed.shape[-1])
     plain_noising = reference.noise_image_embeddings

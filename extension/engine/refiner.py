@@ -46,7 +46,7 @@ from .. import infotext
 from ..errors import ParamError
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE, refiner_values_from_ui
 from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
-from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule
+from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule, seed_noise
 from .text_encoding import ChunkEncoder, encode_weighted, pad_to_same_length
 
 if TYPE_CHECKING:
@@ -451,6 +451,7 @@ def denoise(
     """Noise scaled ``latents`` to ``request.strength`` and run the refiner's ``planned_steps`` steps (diffusers'
     ``__call__`` with ``output_type="latent"``); ``None`` if stopped."""
     scheduler = make_scheduler(dict(pipe.scheduler.config), request.sampler_name, request.scheduler)
+    seed_noise(scheduler, seeds)
     train_timesteps = int(pipe.scheduler.config.get("num_train_timesteps", 1000))
     height, width = (side * pipe.vae_scale_factor for side in latents.shape[-2:])
     original = (request.original_height or height, request.original_width or width)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ..errors import ParamError
@@ -101,3 +102,13 @@ def make_scheduler(model_config: dict[str, Any], sampler: str, schedule: str = "
 def resolved_schedule(sampler: str, schedule: str) -> str:
     """The schedule that ``Automatic`` stands for with this sampler (for the infotext)."""
     return SAMPLERS[sampler].schedules[0] if schedule == "Automatic" else schedule
+
+
+def seed_noise(scheduler: Any, seeds: Sequence[int]) -> None:
+    """Seed an SDE sampler's Brownian noise from the images' seeds, as the WebUI does for DPM++ SDE (k-diffusion's
+    ``BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed=<this batch's seeds>)`` in modules/sd_samplers_common.py
+    ``create_noise_sampler``). diffusers' DPMSolverSDEScheduler takes the seed (one per image) from its
+    ``noise_sampler_seed`` attribute and draws a random one when it is None; other schedulers have none."""
+    if hasattr(scheduler, "noise_sampler_seed"):
+        scheduler.noise_sampler_seed = [int(seed) for seed in seeds]
+        scheduler.noise_sampler = None  # the next step builds the tree anew from these seeds

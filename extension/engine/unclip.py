@@ -32,7 +32,7 @@ from .. import infotext
 from ..errors import ParamError
 from ..params import FRAMES, REIMAGINE
 from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
-from .samplers import make_scheduler, resolved_schedule
+from .samplers import make_scheduler, resolved_schedule, seed_noise
 from .text_encoding import encode_weighted, pad_to_same_length
 
 MIN_SIDE = 64  # pixels: the smallest output width/height (README: 64-2048, multiples of 8)
@@ -330,6 +330,7 @@ def iter_batches(
             # 5: start from pure noise.
             latents = _noise(seeds, latent_shape).to(device, text_embeds.dtype)
             generators = [torch.Generator("cpu").manual_seed(s + 1) for s in seeds]
+            seed_noise(scheduler, seeds)
             latents = denoise(
                 pipe,
                 scheduler,
@@ -418,6 +419,7 @@ def interpolate(
     device = pipe._execution_device  # the GPU also under CPU offload (the UNet itself may sit in RAM)
     guided = settings.cfg_scale > 1.0
     scheduler = make_scheduler(dict(pipe.scheduler.config), settings.sampler_name, settings.scheduler)
+    seed_noise(scheduler, [seed])  # every frame the same Brownian noise, as the same start noise
     embed_a, embed_b = (encode_image(pipe, image, settings.fit) for image in settings.images)
     text_embeds = encode_text(pipe, settings.prompt, settings.negative_prompt, 1, guided)
     latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
