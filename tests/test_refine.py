@@ -197,6 +197,9 @@ def test_every_sampler_runs_the_planned_steps(pipe, image, sampler):
     assert reports == [(1, 2), (2, 2)]  # second-order samplers too: steps, not model evaluations
     assert np.isfinite(_pixels(result.images[0])).all()
     assert f"Refiner post-pass sampler: {sampler}" in result.infotexts[0]
+    # a seed reproduces its image with every sampler, the SDE ones included (their noise is drawn from the seed)
+    again = refine(pipe, RefineRequest(images=[image], steps=2, strength=0.3, sampler_name=sampler, seed=3))
+    assert np.array_equal(_pixels(again.images[0]), _pixels(result.images[0]))
 
 
 # --- conditioning ------------------------------------------------------------------------------------------------
