@@ -380,3 +380,84 @@ def test_webui_host_reads_the_flags_and_logs_the_plan(webui, caplog):
     assert lines == [f"sd-webui-reimagine: memory plan m: {result.describe()}"]
     # the stand-in's device is the CPU: no GPU to plan for
     assert result.mode == "cpu"
+
+
+# --- precision and speed-ups follow the plan ----------------------------------------------------------------------
+
+
+def test_apply_plan_gives_the_vae_the_plans_dtype(refiner_pipe):
+    """``--no-half-vae`` (and the SDXL VAE, which overflows in fp16): an fp16 pipeline's VAE becomes fp32."""
+    pipe = refiner_pipe.to(torch.float16)
+    fp16_plan = memory.MemoryPlan("resident", "cuda", torch.float16, torch.float32)
+    apply_plan(pipe, fp16_plan, "cpu")
+    assert pipe.vae.dtype == torch.float32 and pipe.unet.dtype == torch.float16
+    assert all(p.dtype == torch.float32 for p in pipe.vae.parameters())
+
+
+@pytest.mark.parametrize(
+    ("mode", "device", "compile_unet", "expected"),
+    [
+        ("resident", "cuda", False, (True, False)),
+        ("resident", "cuda", True, (True, True)),
+        ("model_offload", "cuda", True, (True, False)),  # hooks and a compiled graph do not mix
+        ("sequential_offload", "cuda", True, (False, False)),  # the weights live in accelerate's hooks
+        ("cpu", "cpu", True, (False, False)),
+    ],
+)
+def test_speedups_table(mode, device, compile_unet, expected):
+    assert memory.speedups(_plan(mode), device, compile_unet) == expected
+
+
+def test_compile_setting_compiles_a_resident_unet_once(refiner_pipe, monkeypatch):
+    """A count of real ``torch.compile`` calls (replaced by an identity here: the CPU test has no CUDA)."""
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: calls.append(module) or module)
+    monkeypatch.setattr(memory, "speedups", lambda plan, device, compile_unet: (False, compile_unet))
+    apply_plan(refiner_pipe, _plan("resident"), "cpu", compile_unet=True)
+    apply_plan(refiner_pipe, _plan("resident"), "cpu", compile_unet=True)
+    assert len(calls) == 1
+    apply_plan(refiner_pipe, _plan("resident", vae_tiling=True), "cpu", compile_unet=False)
+    assert len(calls) == 1
+
+
+def test_webui_precision_and_compile_settings(webui):
+    """The settings "Reimagine and refiner weights on the GPU" (bf16) and "Compile the UNet" reach the host;
+    ``--no-half`` still wins."""
+    import importlib
+
+    webui.load_scripts()
+    from modules import shared
+
+    core = importlib.import_module("sd_webui_reimagine.webui.host")
+    host = core.shared_host()
+    assert host.memory_flags().bf16 is False and host.compile_unet() is False
+    shared.opts.data[core.OPT_PRECISION] = "bf16"
+    shared.opts.data[core.OPT_COMPILE] = True
+    assert host.memory_flags().bf16 is True and host.compile_unet() is True
+    assert host.dtype() is None  # the stand-in's device is the CPU: bf16 only on CUDA
+    shared.cmd_opts.no_half = True
+    assert host.dtype() == torch.float32
+
+
+def test_the_job_size_reaches_the_memory_plan(webui, tiny, tmp_path):
+    """A 512x640 batch of 3 is planned as such, not at the model's native size."""
+    import importlib
+
+    webui.load_scripts()
+    core = importlib.import_module("sd_webui_reimagine.webui.host")
+    host = core.shared_host()
+    seen = []
+    original = host.memory_plan
+
+    def spy(choice, role, params=None):
+        seen.append(dict(params or {}))
+        return original(choice, role, params)
+
+    host.memory_plan = spy
+    choice = importlib.import_module("sd_webui_reimagine.loading.discovery").ModelChoice(
+        "tiny", "unclip-h", "tiny", tiny.unclip_h.folder
+    )
+    host.config_root = tiny.config_root
+    with host.pipeline(choice, "unclip", {"width": 512, "height": 640, "batch_size": 3}):
+        pass
+    assert seen == [{"width": 512, "height": 640, "batch_size": 3}]

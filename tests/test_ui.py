@@ -623,7 +623,10 @@ def test_settings_section(webui: StubWebUI) -> None:
         "reimagine_karlo_stats",
         "reimagine_memory",
         "reimagine_noise_preset",
+        "reimagine_precision",
+        "reimagine_compile",
     }
+    assert ours["reimagine_precision"].default == "fp16" and ours["reimagine_compile"].default is False
     assert all(info.section == ("reimagine", "Reimagine") and info.category_id == "sd" for info in ours.values())
     assert ours["reimagine_noise_preset"].default == "Balanced"  # the preset of the table's default noise level
     assert ours["reimagine_memory"].component_args == {"choices": list(MEMORY_MODES)}

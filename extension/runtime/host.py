@@ -296,16 +296,17 @@ class Host(ABC):
         return None
 
     @contextlib.contextmanager
-    def pipeline(self, choice: ModelChoice, role: str = "unclip") -> Iterator[Any]:
+    def pipeline(self, choice: ModelChoice, role: str = "unclip", job: dict[str, Any] | None = None) -> Iterator[Any]:
         """The loaded pipeline for ``choice``, with room made for it first and everything restored afterwards.
 
-        ``role``: "unclip" or "refiner". The pipeline stays on the device between runs ("Keep resident") when it fits
+        ``role``: "unclip" or "refiner"; ``job``: the output ``width``, ``height`` and ``batch_size`` the memory plan
+        is made for (missing: the model's native size, batch 1). The pipeline stays on the device between runs ("Keep resident") when it fits
         next to the WebUI's model; when room had to be made for it, or in "Offload after each run" mode, it goes back
         to RAM at the end, before the WebUI's model returns.
         """
         token = None
         pipe = None
-        plan = self.memory_plan(choice, role)
+        plan = self.memory_plan(choice, role, job)
         offloaded = plan.mode in ("model_offload", "sequential_offload")
         try:
             token = self.make_room(plan.estimate if offloaded else self.bytes_needed(choice, role))
@@ -333,6 +334,10 @@ class Host(ABC):
         """Free device bytes for the memory plan (None = ask the driver)."""
         return None
 
+    def compile_unet(self) -> bool:
+        """Whether to ``torch.compile`` resident UNets (a setting; off by default)."""
+        return False
+
     def memory_plan(self, choice: ModelChoice, role: str, params: dict[str, Any] | None = None) -> Any:
         """The memory plan for a job with ``choice`` (``extension.engine.memory.decide``), logged at INFO."""
         from ..engine.memory import decide, job_for
@@ -356,16 +361,18 @@ class Host(ABC):
         if not hasattr(pipe, "enable_model_cpu_offload"):  # not a diffusers pipeline (test doubles)
             self._to_device(pipe)
             return pipe
+        compile_unet = self.compile_unet()
         device = self.device()
         if device is None:
             from ..engine.precision import pick
 
             device = pick().device
         try:
-            return apply_plan(pipe, plan, device)
+            return apply_plan(pipe, plan, device, compile_unet=compile_unet)
         except ValueError:
             self.cache.unload(role, choice.location, **self.loader_kwargs(role))
-            return apply_plan(self.cache.get(role, choice.location, **self.loader_kwargs(role)), plan, device)
+            pipe = self.cache.get(role, choice.location, **self.loader_kwargs(role))
+            return apply_plan(pipe, plan, device, compile_unet=compile_unet)
 
     def _to_device(self, pipe: Any) -> None:
         device = self.device()

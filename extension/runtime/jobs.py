@@ -263,7 +263,7 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
     first_seed = seed_list(request.seed, 1)[0]
     outputs.planned = request.n_iter * request.batch_size
     control.begin(request.n_iter, request.steps, f"Batch 1 of {request.n_iter}")
-    with host.pipeline(choice, "unclip") as pipe:
+    with host.pipeline(choice, "unclip", _job_size(request.width, request.height, request.batch_size)) as pipe:
         outputs.info = _info_for({**values.settings, "seed": first_seed}, pipe)
         if len(values.images) > 1:
             outputs.info.extra_generation_params["Mix weights"] = ", ".join(f"{w:g}" for w in request.weights)
@@ -295,7 +295,7 @@ def _text_strip(host: Host, control: Control, values: TabValues, request: Any, c
     seed = seed_list(request.seed, 1)[0]
     outputs.planned = values.edit_frames
     control.begin(1, values.edit_frames * request.steps, "Edit by text")
-    with host.pipeline(choice, "unclip") as pipe:
+    with host.pipeline(choice, "unclip", _job_size(request.width, request.height, 1)) as pipe:
         outputs.info = _info_for({**values.settings, "seed": seed}, pipe)
         outputs.info.extra_generation_params.update(values.edit.infotext())
         result = text_diff_strip(
@@ -332,7 +332,7 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
     choice = host.find(values.model, UNCLIP_KINDS)
     outputs.planned = values.frames
     control.begin(1, values.frames * settings["steps"], "Interpolation")
-    with host.pipeline(choice, "unclip") as pipe:
+    with host.pipeline(choice, "unclip", _job_size(settings.get("width"), settings.get("height"), 1)) as pipe:
         outputs.info = _info_for(settings, pipe)
         outputs.info.extra_generation_params["Interpolation frames"] = values.frames
         request = InterpolationRequest(image_a, image_b, values.frames, VariationRequest(images=[], **settings))
@@ -345,6 +345,11 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Refine with SDXL, Vary again, reuse seed
+
+
+def _job_size(width: Any, height: Any, batch: int) -> dict[str, Any]:
+    """What the memory plan needs to know of a job (``engine.memory.job_for``); a missing side = the native one."""
+    return {"width": width, "height": height, "batch_size": batch}
 
 
 def refine_size(size: tuple[int, int], area: int = 1024 * 1024) -> tuple[int, int]:
@@ -448,7 +453,8 @@ def _refine_images(
     choice = host.find(model, REFINER_KINDS)
     control.begin(len(requests), max(planned_steps(requests[0].steps, requests[0].strength), 1), "Refine with SDXL")
     outputs.info.sd_model_name = choice.stem
-    with host.pipeline(choice, "refiner") as pipe:
+    largest = max((image.size for request in requests for image in request.images), key=lambda size: size[0] * size[1])
+    with host.pipeline(choice, "refiner", _job_size(*largest, 1)) as pipe:
         for number, request in enumerate(requests):
             if control.interrupted or (control.stopping and number > 0):
                 outputs.interrupted = True

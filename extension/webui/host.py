@@ -26,6 +26,9 @@ OPT_DEFAULT_MODEL = "reimagine_default_model"
 OPT_KARLO_STATS = "reimagine_karlo_stats"
 OPT_MEMORY = "reimagine_memory"
 OPT_NOISE_PRESET = "reimagine_noise_preset"
+OPT_PRECISION = "reimagine_precision"
+OPT_COMPILE = "reimagine_compile"
+PRECISIONS = ("fp16", "bf16")  # on CUDA; --no-half / --precision full still mean fp32
 OUTPUT_SUBDIR = "reimagine-images"
 
 
@@ -198,14 +201,21 @@ class WebUIHost(Host):
         return devices.device
 
     def dtype(self) -> Any:
-        """float32 under ``--no-half`` / ``--precision full``; otherwise automatic (fp16 on CUDA)."""
-        from modules import shared
+        """float32 under ``--no-half`` / ``--precision full`` (Forge ``--all-in-fp32``); bfloat16 on CUDA under
+        Forge's ``--unet-in-bf16`` or the setting "Reimagine weights on the GPU"; otherwise automatic (fp16 on
+        CUDA), as the memory plan assumes (``engine.memory``)."""
+        import torch
 
-        if getattr(shared.cmd_opts, "no_half", False):
-            import torch
-
+        flags = self.memory_flags()
+        if flags.no_half:
             return torch.float32
+        if flags.bf16 and torch.device(self.device()).type == "cuda":
+            return torch.bfloat16
         return None
+
+    def compile_unet(self) -> bool:
+        """Setting "Compile the UNet with torch.compile"."""
+        return bool(opt(OPT_COMPILE, False))
 
     def notify(self, message: str) -> None:
         """``gr.Info`` toast, as txt2img's Interrupt button shows."""
@@ -252,7 +262,7 @@ class WebUIHost(Host):
         if self.forge:
             with contextlib.suppress(Exception):
                 from backend.args import args as forge_args
-        return flags_from_args(shared.cmd_opts, forge_args)
+        return flags_from_args(shared.cmd_opts, forge_args, bf16=opt(OPT_PRECISION, PRECISIONS[0]) == "bf16")
 
     def free_memory_estimate(self) -> int | None:
         """Forge: its own estimate (``memory_management.get_free_memory``: driver free + torch's reserved-unused)."""

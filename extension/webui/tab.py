@@ -14,11 +14,14 @@ from ..loading.discovery import UNCLIP_KINDS
 from ..params import NOISE_PRESETS, REIMAGINE
 from ..runtime.host import MEMORY_MODES
 from .host import (
+    OPT_COMPILE,
     OPT_DEFAULT_MODEL,
     OPT_KARLO_STATS,
     OPT_MEMORY,
     OPT_MODELS_DIRS,
     OPT_NOISE_PRESET,
+    OPT_PRECISION,
+    PRECISIONS,
     shared_host,
 )
 
@@ -36,11 +39,15 @@ SETTING_LABELS = {
     OPT_KARLO_STATS: "Karlo statistics file for unCLIP-L (ViT-L-14_stats.th)",
     OPT_MEMORY: "Reimagine and refiner models between runs",
     OPT_NOISE_PRESET: "Default noise preset",
+    OPT_PRECISION: "Reimagine and refiner weights on the GPU",
+    OPT_COMPILE: "Compile the UNet with torch.compile",
 }
 SETTING_INFOS = {
     OPT_MODELS_DIRS: "models/Stable-diffusion and --ckpt-dir are always searched",
     OPT_KARLO_STATS: "empty = models/karlo/ViT-L-14_stats.th",
     OPT_MEMORY: "offloading frees VRAM between runs but loads the model again each time",
+    OPT_PRECISION: "bf16 needs an RTX 30xx or newer; --no-half keeps fp32. Applies when a model is next loaded",
+    OPT_COMPILE: "CUDA only, when the model stays on the GPU: the first run compiles (slow), later runs are faster",
 }
 
 _sources: dict[str, Any] = {}
@@ -113,6 +120,17 @@ def on_ui_settings() -> None:
             {"choices": list(NOISE_PRESETS)},
             section=SECTION,
             category_id=CATEGORY,
+        ),
+        OPT_PRECISION: shared.OptionInfo(
+            PRECISIONS[0],
+            SETTING_LABELS[OPT_PRECISION],
+            gr.Radio,
+            {"choices": list(PRECISIONS)},
+            section=SECTION,
+            category_id=CATEGORY,
+        ).info(SETTING_INFOS[OPT_PRECISION]),
+        OPT_COMPILE: shared.OptionInfo(False, SETTING_LABELS[OPT_COMPILE], section=SECTION, category_id=CATEGORY).info(
+            SETTING_INFOS[OPT_COMPILE]
         ),
     }
     for key, info in options.items():

@@ -161,7 +161,8 @@ def _refine_latents(p: Any, run: Run, samples: Any) -> tuple[Any, dict[str, str]
     total = max(1, planned * len(groups))
     pieces: list[Any] = []
     items: dict[str, str] = {}
-    with job_text(), shared_host().pipeline(run.choice, "refiner") as pipe:
+    job = {"width": samples.shape[-1] * 8, "height": samples.shape[-2] * 8, "batch_size": max(map(len, groups))}
+    with job_text(), shared_host().pipeline(run.choice, "refiner", job) as pipe:
         if not latents_fit_refiner(samples, "sdxl", pipe):
             return None
         for number, group in enumerate(groups):
@@ -256,7 +257,8 @@ def _refine_image(p: Any, run: Run, image: Any, index: int) -> tuple[Any, dict[s
     planned = planned_steps(run.values["steps"], run.values["strength"])
     images = run.batch_len.get(int(getattr(p, "iteration", 0)), len(seeds) or 1)
     request = request_for(run, p, index, images=[image], seeds=[seed], mode="Pixel")
-    with job_text(), shared_host().pipeline(run.choice, "refiner") as pipe:
+    job = {"width": image.width, "height": image.height, "batch_size": 1}
+    with job_text(), shared_host().pipeline(run.choice, "refiner", job) as pipe:
         result = refine(
             pipe, request, progress=reporter(index * planned, max(1, planned * images)), should_stop=should_stop
         )
