@@ -162,6 +162,34 @@ def test_variations_call_the_unet_once_per_step(pipe, sampler) -> None:
     assert reports[-1][0] == reports[-1][1] == calls.count
 
 
+@pytest.fixture(scope="module")
+def refiner_pipe(tiny):
+    from extension.loading import load_sdxl
+
+    return load_sdxl(tiny.sdxl_refiner.folder, role="refiner")
+
+
+@pytest.mark.parametrize("sampler", SAMPLER_NAMES)
+def test_refiner_calls_the_unet_once_per_step(refiner_pipe, sampler) -> None:
+    """The refiner runs the steps asked for (at strength 0.5, 3 steps: 3 UNet calls; second-order samplers 2 per
+    step less the last), counted on the UNet itself; progress ends at its total and never passes it."""
+    from extension.engine.refiner import RefineRequest, refine
+
+    steps = 3
+    reports: list[tuple[int, int]] = []
+    calls = UnetCalls(refiner_pipe.unet)
+    try:
+        refine(
+            refiner_pipe,
+            RefineRequest(images=[_image(5)], steps=steps, strength=0.5, sampler_name=sampler, seed=1),
+            progress=lambda step, total: reports.append((step, total)),
+        )
+    finally:
+        calls.remove()
+    assert calls.count == _expected_calls(sampler, steps)  # CFG is one batched call
+    assert all(step <= total for step, total in reports) and reports[-1] == (steps, steps)
+
+
 # --- (4) slerp against the textbook formula --------------------------------------------------------------------------
 
 
