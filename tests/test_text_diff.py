@@ -263,12 +263,31 @@ def test_cli_interpolate_by_text_writes_a_strip(tiny, tmp_path):
     assert amounts == ["0", "0.2", "0.4"]
 
 
+def test_cli_text_as_an_ingredient_joins_the_mix(tiny, tmp_path):
+    from extension import infotext
+    from extension.cli import main
+    from extension.outputs import read_infotext
+
+    source = tmp_path / "cat.png"
+    _image(4).save(source)
+    plain, mixed = tmp_path / "plain", tmp_path / "mixed"
+    assert main(["vary", str(source), *_cli_args(tiny, plain), "--n", "1"]) == 0
+    assert main(["vary", str(source), *_cli_args(tiny, mixed), "--n", "1", "--with-text", "a red car"]) == 0
+    parsed = infotext.parse(read_infotext(mixed / "cat-0000.png"))
+    assert parsed["Text ingredient"] == "a red car" and parsed["Text ingredient weight"] == "1"
+    a, b = (np.asarray(Image.open(folder / "cat-0000.png"), dtype=np.float32) for folder in (plain, mixed))
+    assert np.abs(a - b).mean() > 0
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--to-text", "   "], "empty"),
         (["--to-text", "x" * 1001], "at most 1000"),
         (["--to-text", "a cat", "--amount", "1.5"], "from 0 to 1"),
+        (["--to-text", "a cat", "--with-text", "a dog"], "not both"),
+        (["--with-text", "a dog", "--with-text-weight", "-1"], "non-negative"),
+        (["--with-text", "  "], "empty"),
     ],
 )
 def test_cli_bad_text_diff_exits_2(tiny, tmp_path, capsys, extra, message):

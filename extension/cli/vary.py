@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +40,21 @@ def add_parsers(commands: Any) -> None:
     )
     add_param(vary, REIMAGINE["mix"], help="how a mix combines embeddings: average, or slerp for two images")
     _text_diff_options(vary)
+    vary.add_argument(
+        "--with-text",
+        dest="text_ingredient",
+        metavar="CAPTION",
+        help="text as an ingredient: the caption's CLIP embedding joins the mix of the input images as one more "
+        "weighted entry (unCLIP single files); not together with --to-text",
+    )
+    vary.add_argument(
+        "--with-text-weight",
+        dest="text_ingredient_weight",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="its weight next to the images' (which count 1 together); default 1",
+    )
     add_param(vary, TEXT_DIFF["text_diff_amount"], "--amount")
     vary.set_defaults(run=run_vary)
 
@@ -92,9 +108,18 @@ def _text_diff_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _text_diff(args: argparse.Namespace):
-    """The :class:`TextDiff` the flags ask for, or ``None`` without ``--to-text``."""
-    from ..engine.text_diff import TextDiff
+    """The embedding edit the flags ask for: a :class:`TextDiff` (``--to-text``), a :class:`TextIngredient`
+    (``--with-text``), or ``None``."""
+    from ..engine.text_diff import TextDiff, TextIngredient, check_text
 
+    ingredient = getattr(args, "text_ingredient", None)
+    if ingredient is not None:
+        if args.text_diff_to is not None:
+            raise ReimagineError("give --to-text (edit by text) or --with-text (text as an ingredient), not both")
+        weight = args.text_ingredient_weight
+        if not math.isfinite(weight) or weight < 0:
+            raise ReimagineError(f"--with-text-weight must be a non-negative number, got {weight:g}")
+        return TextIngredient(check_text(ingredient, "--with-text"), weight)
     if args.text_diff_to is None:
         return None
     diff = TextDiff(args.text_diff_to, args.text_diff_from, args.text_diff_amount)
