@@ -184,7 +184,7 @@ class Walk:
         return ok
 
     def shot(self, key: str) -> str:
-        if self.page is None:
+        if self.page is None or self.page.url == "about:blank":  # nothing opened yet (the models step)
             return ""
         path = self.shots / f"{self.name}-{key}.png"
         try:
