@@ -1,0 +1,44 @@
+"""Opt-in: the user walk (tests/real_webui/walk.py) against a REAL, running A1111 WebUI or Forge.
+
+Skipped unless ``REIMAGINE_REAL_WEBUI_URL`` is set (CI never sets it). The WebUI must already run with the extension
+installed and an unCLIP-H model and an SDXL refiner in its model folder (see walk.py and
+shared/real-webuis/README.md). Optional: ``REIMAGINE_REAL_WEBUI_NAME`` (screenshot prefix, default ``webui``),
+``REIMAGINE_REAL_WEBUI_LOG`` (the WebUI's log: new error lines are reported per step), ``REIMAGINE_WALK_SHOTS``
+(screenshot folder, default /tmp/walk-shots).
+
+    REIMAGINE_REAL_WEBUI_URL=http://127.0.0.1:7860 REIMAGINE_REAL_WEBUI_LOG=$HOME/a1111/logs/webui.log \\
+        $HOME/a1111/venv/bin/python -m pytest tests/real_webui -p no:cacheprovider -s
+
+No timing is asserted; every wait is generous.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+URL = os.environ.get("REIMAGINE_REAL_WEBUI_URL")
+
+pytestmark = [pytest.mark.skipif(not URL, reason="opt-in: set REIMAGINE_REAL_WEBUI_URL to a running real WebUI")]
+if importlib.util.find_spec("pytest_timeout") is not None:  # the project's 300 s default is too short for a CPU WebUI
+    pytestmark.append(pytest.mark.timeout(3600))
+
+
+def _walk_module():
+    spec = importlib.util.spec_from_file_location("reimagine_real_walk", Path(__file__).with_name("walk.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_user_walk_through_the_real_webui() -> None:
+    pytest.importorskip("playwright.sync_api", reason="the walk needs playwright (A1111's venv, Forge's pwvenv)")
+    walk = _walk_module()
+    name = os.environ.get("REIMAGINE_REAL_WEBUI_NAME", "webui")
+    shots = Path(os.environ.get("REIMAGINE_WALK_SHOTS", "/tmp/walk-shots"))
+    results = walk.walk(URL, name, shots, os.environ.get("REIMAGINE_REAL_WEBUI_LOG"))
+    failed = [f"{r['step']}: {r['error']} (screenshot {r['screenshot']})" for r in results if not r["ok"]]
+    assert not failed, "\n".join(failed)
