@@ -469,7 +469,7 @@ def test_unknown_or_bad_api_args_are_reported_not_ignored(site: StubWebUI, tmp_p
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
-        ("nope.safetensors", "not in the list of SDXL refiner models"),
+        ("nope.safetensors", "is not among the SDXL refiner models"),
         ("", "No SDXL refiner model selected"),
         (BASE_FILE, "SDXL base"),
         ("tiny-base", "SDXL base"),

@@ -388,7 +388,7 @@ def test_user_errors_are_messages(tmp_path: Path, image: Image.Image) -> None:
     gallery, _, _, log = jobs.generate(host, make_args(None), fake.engine())
     assert gallery == [] and "Add at least one input image" in log and "class='error'" in log
     _, _, _, log = jobs.generate(host, make_args(image, model="nope"), fake.engine())
-    assert "'nope' is not in the list of unCLIP models" in html.unescape(log)
+    assert "'nope' is not among the unCLIP models (available: m)" in html.unescape(log)
     _, _, _, log = jobs.generate(host, make_args(image, steps=0), fake.engine())
     assert "steps must be an integer from 1 to 150" in log
     _, _, _, log = jobs.generate(host, make_args(image, mode=jobs.MODE_INTERPOLATION), fake.engine())

@@ -241,7 +241,11 @@ class Host(ABC):
         for choice in choices:
             if choice.name == name:
                 return choice
-        raise ModelLoadError(f"Model {name!r} is not in the list of {what} models (press 🔄 to refresh the list).")
+        available = ", ".join(choice.name for choice in choices) or "none"
+        raise ModelLoadError(
+            f"Model {name!r} is not among the {what} models (available: {available}); a file added since the list "
+            "was made appears after a refresh (🔄 next to the model list)."
+        )
 
     def _where_to_put(self, what: str) -> str:
         folders = ", ".join(str(f) for f in self.model_folders()) or "a models folder"
