@@ -377,7 +377,7 @@ def test_webui_host_reads_the_flags_and_logs_the_plan(webui, caplog):
     with caplog.at_level(logging.INFO):
         result = host.memory_plan(choice, "unclip")
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sd-webui-reimagine: memory plan")]
-    assert lines == [f"sd-webui-reimagine: memory plan m: {result.describe()}"]
+    assert lines == [f"sd-webui-reimagine: memory plan m 768x768 x1: {result.describe()} [flags: medvram, no_half_vae]"]
     # the stand-in's device is the CPU: no GPU to plan for
     assert result.mode == "cpu"
 

@@ -348,13 +348,18 @@ class Host(ABC):
 
         kind = choice.kind if choice.kind in ("unclip-h", "unclip-l") else role
         device = self.device()
-        plan = decide(
-            device if device is not None else "cpu",
-            self.memory_flags(),
-            job_for(kind, params),
-            free=self.free_memory_estimate(),
+        flags = self.memory_flags()
+        job = job_for(kind, params)
+        plan = decide(device if device is not None else "cpu", flags, job, free=self.free_memory_estimate())
+        log.info(
+            "sd-webui-reimagine: memory plan %s %dx%d x%d: %s [flags: %s]",
+            choice.name,
+            job.width,
+            job.height,
+            job.batch,
+            plan.describe(),
+            ", ".join(flags.active()) or "none",
         )
-        log.info("sd-webui-reimagine: memory plan %s: %s", choice.name, plan.describe())
         return plan
 
     def _place(self, pipe: Any, plan: Any, choice: ModelChoice, role: str) -> Any:
