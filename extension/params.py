@@ -281,8 +281,9 @@ REFINER = ParamTable(
             str,
             choices=REFINER_MODES,
             infotext=f"{REFINER_INFOTEXT_PREFIX} mode",
-            help="Latent: refine an SDXL base's latents directly (no VAE round trip); Pixel: VAE-encode the finished "
-            "image (any base model); Auto: Latent when possible, else Pixel",
+            help="Latent: refine an SDXL base's latents directly (no VAE round trip; other bases fall back to Pixel, "
+            "and the infotext says so); Pixel: VAE-encode the finished image (any base model); Auto: Latent when "
+            "possible, else Pixel",
         ),
         Param(
             "prompt",
