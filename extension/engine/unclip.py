@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 from .. import infotext
 from ..errors import ParamError
 from ..params import FRAMES, REIMAGINE
-from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
+from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import make_scheduler, resolved_schedule
 
 MIN_SIDE = 64  # pixels: the smallest output width/height (README: 64-2048, multiples of 8)
@@ -199,8 +199,10 @@ def denoise(
     generators: list[torch.Generator],
     progress: ProgressFn | None,
     should_stop: StopFn | None,
+    preview: PreviewFn | None = None,
 ) -> torch.Tensor | None:
-    """Run the sampler from ``latents``; returns ``None`` if stopped before the last step."""
+    """Run the sampler from ``latents``; returns ``None`` if stopped before the last step. ``preview(step, latents)``
+    gets the scheduler's denoised estimate (``pred_original_sample``) when it has one, else the current latents."""
     guided = cfg_scale > 1.0
     scheduler.set_timesteps(steps, device=latents.device)
     latents = latents * scheduler.init_noise_sigma
@@ -216,9 +218,13 @@ def denoise(
         if guided:
             uncond, cond = prediction.chunk(2)
             prediction = uncond + cfg_scale * (cond - uncond)
-        latents = scheduler.step(prediction, timestep, latents, **step_kwargs).prev_sample
+        output = scheduler.step(prediction, timestep, latents, **step_kwargs)
+        latents = output.prev_sample
         if progress is not None:
             progress(index + 1, total)
+        if preview is not None:
+            estimate = getattr(output, "pred_original_sample", None)
+            preview(index + 1, latents if estimate is None else estimate)
     return latents
 
 
@@ -273,10 +279,11 @@ def iter_batches(
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> Iterator[Result]:
     """Make the variations batch by batch: one :class:`Result` per batch (``n_iter`` of them).
 
-    ``progress(step, steps)`` counts the steps of the current batch. A batch that ``should_stop`` cuts short yields a
+    ``progress(step, steps)`` and ``preview(step, latents)`` count the steps of the current batch. A batch that ``should_stop`` cuts short yields a
     ``Result`` with ``interrupted=True`` and no images; the caller decides whether to go on with the next batch (the
     WebUI's Skip) or to stop iterating (Interrupt). The CLIP encode happens once, before the first batch.
     """
@@ -316,6 +323,7 @@ def iter_batches(
                 generators,
                 progress,
                 should_stop,
+                preview,
             )
             if latents is None:
                 yield Result(interrupted=True)
@@ -332,6 +340,7 @@ def generate(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     skip_batch: StopFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> Result:
     """Make ``n_iter × batch_size`` variations of the (mixed) input image(s); a stop returns the finished batches.
     When ``skip_batch()`` says so after a stop, only that batch is abandoned and the next one runs (the WebUI's
@@ -344,7 +353,13 @@ def generate(
             progress(done + step, request.n_iter * steps)
 
     result = Result()
-    for batch in iter_batches(pipe, request, progress=overall_progress, should_stop=should_stop):
+
+    def overall_preview(step: int, latents: torch.Tensor) -> None:
+        if preview is not None:
+            preview(done + step, latents)
+
+    batches = iter_batches(pipe, request, progress=overall_progress, should_stop=should_stop, preview=overall_preview)
+    for batch in batches:
         if batch.interrupted:
             if skip_batch is not None and skip_batch():
                 continue
@@ -374,6 +389,7 @@ def interpolate(
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> Result:
     """Frames ``0 … frames−1`` morphing from image A to image B; the initial latent and augmentation noise are the
     same in every frame, so only the embedding moves."""
@@ -410,6 +426,10 @@ def interpolate(
             if progress is not None:
                 progress(_frame * steps_per_frame + step, frames * steps_per_frame)
 
+        def frame_preview(step: int, latents: torch.Tensor, _frame: int = frame) -> None:
+            if preview is not None:
+                preview(_frame * steps_per_frame + step, latents)
+
         latents = denoise(
             pipe,
             scheduler,
@@ -421,6 +441,7 @@ def interpolate(
             [torch.Generator("cpu").manual_seed(seed + 1)],
             frame_progress,
             should_stop,
+            frame_preview,
         )
         if latents is None:
             result.interrupted = True
