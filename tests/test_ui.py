@@ -102,7 +102,9 @@ class FakeEngine:
     def at(self, batch: int, step: int, action: Callable[[], None]) -> None:
         self.hooks[(batch, step)] = action
 
-    def iter_batches(self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
+    def iter_batches(
+        self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None, preview: Any = None
+    ) -> Any:
         """Like ``reimagine.iter_batches``: one Result per batch; ``calls`` records each batch as its own request."""
         if self.fail is not None:
             raise self.fail
@@ -129,7 +131,9 @@ class FakeEngine:
         ]
         return Result(images=images, infotexts=texts, seeds=seeds)
 
-    def interpolate(self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Result:
+    def interpolate(
+        self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None, preview: Any = None
+    ) -> Result:
         self.calls.append(request)
         result = Result()
         for frame in range(request.frames):
