@@ -239,3 +239,37 @@ def test_refiner_post_pass_previews_every_n_steps(
     shared.opts.live_previews_enable = False
     tab.generate(tab.args(ON, steps=4), tmp_path / "off", sdxl=sdxl, batch_size=2)
     assert not [size for _, size in shown if size in ((8, 8), (16, 8))]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the standalone app
+
+
+def test_standalone_app_shows_live_previews_in_the_gallery(tmp_path: Path) -> None:
+    import threading
+
+    from extension.engine import Result
+    from extension.runtime import jobs
+    from tests.test_ui import FakeHost, make_args
+
+    host = FakeHost(tmp_path)
+    host.control().preview_every = 2
+    seen = threading.Event()
+
+    def iter_batches(pipe: Any, request: Any, *, progress: Any, should_stop: Any, preview: Any) -> Any:
+        for step in range(1, request.steps + 1):
+            progress(step, request.steps)
+            preview(step, torch.zeros(request.batch_size, 4, 6, 10))
+            if step == 2:
+                assert seen.wait(30)  # hold the job until the page got the preview
+        yield Result(images=[Image.new("RGB", (80, 48))], infotexts=["x\nSeed: 1"], seeds=[1])
+
+    engine = jobs.Engine(iter_batches=iter_batches, interpolate=lambda *a, **k: None, refine=lambda *a, **k: None)
+    handler = host.run(lambda task, *args: jobs.generate(host, args, engine), 1 + len(jobs.input_names()))
+    outputs = handler("", *make_args(Image.new("RGB", (96, 64)), steps=4), None)
+    gallery, *updates = next(outputs)  # while the job runs: the live preview of step 2
+    assert len(gallery) == 1 and gallery[0].size == (10, 6) and all(isinstance(u, dict) for u in updates)
+    seen.set()
+    *_, (gallery, _, _, log) = outputs
+    assert len(gallery) == 1 and Path(gallery[0]).is_file() and "Time taken" in log
+    assert host.control().previews == 3  # steps 2 and 4, then the finished image

@@ -391,11 +391,11 @@ def test_standalone_run_wrapper_serialises_and_reports_errors(tmp_path: Path, im
 
     fake = FakeEngine()
     handler = host.run(lambda task, *args: jobs.generate(host, args, fake.engine()), 1 + len(jobs.input_names()))
-    gallery, _, _, log = handler("", *make_args(image, n_iter=2), progress)
+    *_, (gallery, _, _, log) = handler("", *make_args(image, n_iter=2), progress)  # a generator: live previews
     assert len(gallery) == 2 and "Time taken" in log
     assert fractions and fractions[-1] == pytest.approx(1.0)
     fake.fail = RuntimeError("boom")
-    gallery, _, _, log = handler("", *make_args(image), progress)
+    *_, (gallery, _, _, log) = handler("", *make_args(image), progress)
     assert gallery == [] and "RuntimeError: boom" in log
 
 

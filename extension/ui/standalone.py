@@ -118,25 +118,39 @@ class StandaloneHost(Host):
                 self._control.listeners.clear()
 
     def run(self, fn: Callable[..., tuple], n_inputs: int) -> Callable[..., Any]:
-        """Serialise, report progress to gradio, show unexpected errors as a message, add the time taken."""
+        """Serialise, report progress to gradio, show the live preview in the gallery while the job runs, show
+        unexpected errors as a message, add the time taken.
+
+        The handler is a generator: the job runs in a worker thread while this one (gradio's, with its request
+        context) polls the :class:`Control` and yields ``([preview], …)`` whenever a new live preview arrived, then
+        the job's outputs. A closed generator (the page went away) interrupts the job and waits for it."""
         host = self
 
-        def handler(*args: Any, progress: Any = None) -> tuple:
+        def handler(*args: Any, progress: Any = None) -> Iterator[tuple]:
             if progress is None and len(args) > n_inputs:  # gradio passes the tracker positionally
                 progress = args[n_inputs]
             started = time.perf_counter()
             with host.job_slot("Reimagine") as control:
-                if progress is not None:
-                    control.listeners.append(lambda c: progress(c.fraction, desc=c.text or None))
+                outcome: dict[str, Any] = {}
+                worker = threading.Thread(target=_run_job, args=(fn, args[:n_inputs], outcome), daemon=True)
+                shown = control.previews
+                worker.start()
                 try:
-                    gallery, info, infotext, log_html = fn(*args[:n_inputs])
-                except Exception as error:  # noqa: BLE001 - shown to the user, logged with its traceback
-                    log.exception("reimagine: job failed")
-                    gallery, info, infotext = [], "", ""
-                    log_html = error_html(f"{type(error).__name__}: {error}")
+                    while worker.is_alive():
+                        worker.join(PREVIEW_POLL_S)
+                        if progress is not None:
+                            progress(control.fraction, desc=control.text or None)
+                        if control.previews != shown and control.latest_preview is not None and worker.is_alive():
+                            shown = control.previews
+                            yield [control.latest_preview], compat.update(), compat.update(), compat.update()
+                finally:
+                    if worker.is_alive():
+                        control.interrupt()
+                        worker.join()
+            gallery, info, infotext, log_html = outcome["outputs"]
             elapsed = time.perf_counter() - started
             log_html += f"<div class='performance'><p class='time'>Time taken: <wbr><span class='measurement'>{elapsed:.1f} sec.</span></p></div>"
-            return gallery, info, infotext, log_html
+            yield gallery, info, infotext, log_html
 
         parameters = [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD) for i in range(n_inputs)]
         parameters.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
@@ -227,6 +241,19 @@ class StandaloneHost(Host):
             log.warning("reimagine: refusing to open %s (outside the outputs and gradio's temp folder)", path)
             return None
         return path
+
+
+PREVIEW_POLL_S = 0.2
+"""Seconds between two looks at the running job's progress and live preview."""
+
+
+def _run_job(fn: Callable[..., tuple], args: Sequence[Any], outcome: dict[str, Any]) -> None:
+    """Run ``fn(*args)`` (in the worker thread); its four outputs, or an error message, go to ``outcome``."""
+    try:
+        outcome["outputs"] = fn(*args)
+    except Exception as error:  # noqa: BLE001 - shown to the user, logged with its traceback
+        log.exception("reimagine: job failed")
+        outcome["outputs"] = ([], "", "", error_html(f"{type(error).__name__}: {error}"))
 
 
 def _next_number(folder: Path) -> int:
