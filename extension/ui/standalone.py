@@ -1,7 +1,7 @@
 """The host of the standalone app (``python -m extension serve``): no WebUI, plain gradio.
 
 Jobs are serialised by one lock; Interrupt / Skip set flags the running job checks every step; progress goes to
-gradio's progress bar; every output is written as a PNG (infotext in ``parameters``) to the outputs folder, and the
+gradio's progress bar and a live preview (every step, cheap decode) to the gallery while the job runs; every output is written as a PNG (infotext in ``parameters``) to the outputs folder, and the
 gallery shows those files, so a download carries the infotext.
 """
 
