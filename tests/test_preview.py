@@ -273,3 +273,37 @@ def test_standalone_app_shows_live_previews_in_the_gallery(tmp_path: Path) -> No
     *_, (gallery, _, _, log) = outputs
     assert len(gallery) == 1 and Path(gallery[0]).is_file() and "Time taken" in log
     assert host.control().previews == 3  # steps 2 and 4, then the finished image
+
+
+def test_a_dropped_standalone_generator_frees_the_slot(tmp_path: Path) -> None:
+    import threading
+
+    from extension.engine import Result
+    from extension.runtime import jobs
+    from tests.test_ui import FakeHost, make_args
+
+    host = FakeHost(tmp_path)
+    release = threading.Event()
+    steps: list[int] = []
+
+    def iter_batches(pipe: Any, request: Any, *, progress: Any, should_stop: Any, preview: Any) -> Any:
+        for step in range(1, request.steps + 1):
+            if should_stop():
+                yield Result(interrupted=True)
+                return
+            progress(step, request.steps)
+            preview(step, torch.zeros(1, 4, 6, 10))
+            steps.append(step)
+            if step == 1:
+                release.wait(30)  # the page is gone by now
+        yield Result(images=[Image.new("RGB", (80, 48))], infotexts=["x\nSeed: 1"], seeds=[1])
+
+    engine = jobs.Engine(iter_batches=iter_batches, interpolate=lambda *a, **k: None, refine=lambda *a, **k: None)
+    handler = host.run(lambda task, *args: jobs.generate(host, args, engine), 1 + len(jobs.input_names()))
+    outputs = handler("", *make_args(Image.new("RGB", (96, 64)), steps=50), None)
+    next(outputs)  # the first live preview, then the page goes away: gradio drops the generator
+    outputs.close()  # returns at once (the job is interrupted, not waited for)
+    release.set()
+    *_, (gallery, _, _, log) = handler("", *make_args(Image.new("RGB", (96, 64)), steps=3), None)
+    assert len(gallery) == 1 and "Time taken" in log  # the slot was freed for the next job
+    assert len(steps) < 50  # the dropped job stopped early

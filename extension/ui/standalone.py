@@ -121,33 +121,36 @@ class StandaloneHost(Host):
         """Serialise, report progress to gradio, show the live preview in the gallery while the job runs, show
         unexpected errors as a message, add the time taken.
 
-        The handler is a generator: the job runs in a worker thread while this one (gradio's, with its request
-        context) polls the :class:`Control` and yields ``([preview], …)`` whenever a new live preview arrived, then
-        the job's outputs. A closed generator (the page went away) interrupts the job and waits for it."""
+        The handler is a generator: the job runs in a worker thread that holds the job slot, while gradio's thread
+        (with its request context) polls the :class:`Control` and yields ``([preview], …)`` whenever a new live
+        preview arrived, then the job's outputs. A generator that gradio drops (the page went away) interrupts the
+        job without waiting for it, so the slot is freed by the worker whatever happens to the generator."""
         host = self
 
         def handler(*args: Any, progress: Any = None) -> Iterator[tuple]:
             if progress is None and len(args) > n_inputs:  # gradio passes the tracker positionally
                 progress = args[n_inputs]
             started = time.perf_counter()
-            with host.job_slot("Reimagine") as control:
-                outcome: dict[str, Any] = {}
-                worker = threading.Thread(target=_run_job, args=(fn, args[:n_inputs], outcome), daemon=True)
-                shown = control.previews
-                worker.start()
-                try:
-                    while worker.is_alive():
-                        worker.join(PREVIEW_POLL_S)
-                        if progress is not None:
-                            progress(control.fraction, desc=control.text or None)
-                        if control.previews != shown and control.latest_preview is not None and worker.is_alive():
-                            shown = control.previews
-                            yield [control.latest_preview], compat.update(), compat.update(), compat.update()
-                finally:
-                    if worker.is_alive():
-                        control.interrupt()
-                        worker.join()
-            gallery, info, infotext, log_html = outcome["outputs"]
+            job = _Job(host, fn, args[:n_inputs])
+            job.start()
+            shown = -1
+            try:
+                while job.is_alive():
+                    job.join(PREVIEW_POLL_S)
+                    if not job.running.is_set() or not job.is_alive():
+                        continue  # still waiting for the slot (another job runs), or done
+                    control = host.control()
+                    if progress is not None:
+                        progress(control.fraction, desc=control.text or None)
+                    if shown == -1:
+                        shown = job.previews_before
+                    if control.previews != shown and control.latest_preview is not None:
+                        shown = control.previews
+                        yield [control.latest_preview], compat.update(), compat.update(), compat.update()
+            finally:
+                if job.is_alive():
+                    job.cancel()
+            gallery, info, infotext, log_html = job.outputs
             elapsed = time.perf_counter() - started
             log_html += f"<div class='performance'><p class='time'>Time taken: <wbr><span class='measurement'>{elapsed:.1f} sec.</span></p></div>"
             yield gallery, info, infotext, log_html
@@ -247,13 +250,35 @@ PREVIEW_POLL_S = 0.2
 """Seconds between two looks at the running job's progress and live preview."""
 
 
-def _run_job(fn: Callable[..., tuple], args: Sequence[Any], outcome: dict[str, Any]) -> None:
-    """Run ``fn(*args)`` (in the worker thread); its four outputs, or an error message, go to ``outcome``."""
-    try:
-        outcome["outputs"] = fn(*args)
-    except Exception as error:  # noqa: BLE001 - shown to the user, logged with its traceback
-        log.exception("reimagine: job failed")
-        outcome["outputs"] = ([], "", "", error_html(f"{type(error).__name__}: {error}"))
+class _Job(threading.Thread):
+    """One handler call in its own thread, inside the host's job slot; ``outputs`` are the four panel values (an
+    unexpected error becomes the log's message)."""
+
+    def __init__(self, host: StandaloneHost, fn: Callable[..., tuple], args: Sequence[Any]) -> None:
+        super().__init__(name="reimagine-job", daemon=True)
+        self.host, self.fn, self.args = host, fn, tuple(args)
+        self.outputs: tuple = ([], "", "", "")
+        self.running = threading.Event()  # set once the slot is held
+        self.previews_before = 0  # the control's preview count when this job started
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Nobody waits for the outputs any more: interrupt the job, or skip it if it has not started."""
+        self.cancelled = True
+        if self.running.is_set():
+            self.host.control().interrupt()
+
+    def run(self) -> None:
+        with self.host.job_slot("Reimagine") as control:
+            self.previews_before = control.previews
+            self.running.set()
+            if self.cancelled:  # after ``running``: cancel() either sees it set or this sees the flag
+                return
+            try:
+                self.outputs = self.fn(*self.args)
+            except Exception as error:  # noqa: BLE001 - shown to the user, logged with its traceback
+                log.exception("reimagine: job failed")
+                self.outputs = ([], "", "", error_html(f"{type(error).__name__}: {error}"))
 
 
 def _next_number(folder: Path) -> int:
