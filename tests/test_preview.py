@@ -127,6 +127,24 @@ def test_unclip_engine_hands_every_steps_latents(unclip_pipe: Any) -> None:
     assert {shape for _, shape in steps} == {(1, 4, 8, 8)}
 
 
+@pytest.mark.parametrize("sampler", ["DPM++ 2M", "Euler", "Heun", "UniPC"])
+def test_preview_gets_the_denoised_estimate(sampler: str) -> None:
+    from extension.engine.samplers import make_scheduler
+    from extension.engine.unclip import denoised_estimate
+
+    scheduler = make_scheduler({}, sampler, "Automatic")
+    scheduler.set_timesteps(4)
+    latents = torch.randn(1, 4, 2, 2)
+    output = scheduler.step(torch.randn(1, 4, 2, 2), scheduler.timesteps[0], latents)
+    estimate = denoised_estimate(scheduler, output, output.prev_sample)
+    if getattr(output, "pred_original_sample", None) is not None:  # Euler, Heun: the x0 the step computed
+        assert estimate is output.pred_original_sample
+    elif sampler == "DPM++ 2M":  # DPM-Solver++ keeps its x0 predictions
+        assert estimate is scheduler.model_outputs[-1] and not torch.equal(estimate, output.prev_sample)
+    else:  # nothing better known: the latents themselves
+        assert estimate is output.prev_sample
+
+
 def test_refiner_engine_hands_sdxl_latents(tiny: Any) -> None:
     from extension.engine.refiner import RefineRequest, refine
     from extension.loading import load_sdxl

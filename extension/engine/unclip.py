@@ -202,7 +202,7 @@ def denoise(
     preview: PreviewFn | None = None,
 ) -> torch.Tensor | None:
     """Run the sampler from ``latents``; returns ``None`` if stopped before the last step. ``preview(step, latents)``
-    gets the scheduler's denoised estimate (``pred_original_sample``) when it has one, else the current latents."""
+    gets the step's :func:`denoised_estimate`."""
     guided = cfg_scale > 1.0
     scheduler.set_timesteps(steps, device=latents.device)
     latents = latents * scheduler.init_noise_sigma
@@ -223,9 +223,18 @@ def denoise(
         if progress is not None:
             progress(index + 1, total)
         if preview is not None:
-            estimate = getattr(output, "pred_original_sample", None)
-            preview(index + 1, latents if estimate is None else estimate)
+            preview(index + 1, denoised_estimate(scheduler, output, latents))
     return latents
+
+
+def denoised_estimate(scheduler: Any, output: Any, latents: torch.Tensor) -> torch.Tensor:
+    """What the step predicts the clean latents to be (the WebUI previews that, not the noisy latents): the step
+    output's ``pred_original_sample`` (Euler, DDIM, ...), DPM-Solver++'s last x0 model output, else ``latents``."""
+    estimate = getattr(output, "pred_original_sample", None)
+    if estimate is None and str(getattr(scheduler.config, "algorithm_type", "")).endswith("dpmsolver++"):
+        outputs = getattr(scheduler, "model_outputs", None) or [None]
+        estimate = outputs[-1]
+    return latents if estimate is None else estimate
 
 
 @torch.no_grad()
@@ -283,9 +292,10 @@ def iter_batches(
 ) -> Iterator[Result]:
     """Make the variations batch by batch: one :class:`Result` per batch (``n_iter`` of them).
 
-    ``progress(step, steps)`` and ``preview(step, latents)`` count the steps of the current batch. A batch that ``should_stop`` cuts short yields a
-    ``Result`` with ``interrupted=True`` and no images; the caller decides whether to go on with the next batch (the
-    WebUI's Skip) or to stop iterating (Interrupt). The CLIP encode happens once, before the first batch.
+    ``progress(step, steps)`` and ``preview(step, latents)`` count the steps of the current batch. A batch that
+    ``should_stop`` cuts short yields a ``Result`` with ``interrupted=True`` and no images; the caller decides whether
+    to go on with the next batch (the WebUI's Skip) or to stop iterating (Interrupt). The CLIP encode happens once,
+    before the first batch.
     """
     request = request.validated()
     width, height = output_size(request, pipe)
