@@ -137,14 +137,14 @@ class StandaloneHost(Host):
             try:
                 while job.is_alive():
                     job.join(PREVIEW_POLL_S)
-                    if not job.running.is_set() or not job.is_alive():
-                        continue  # still waiting for the slot (another job runs), or done
+                    if not job.running.is_set():
+                        continue  # still waiting for the slot: another job runs
                     control = host.control()
                     if progress is not None:
                         progress(control.fraction, desc=control.text or None)
                     if shown == -1:
                         shown = job.previews_before
-                    if control.previews != shown and control.latest_preview is not None:
+                    if job.is_alive() and control.previews != shown and control.latest_preview is not None:
                         shown = control.previews
                         yield [control.latest_preview], compat.update(), compat.update(), compat.update()
             finally:
