@@ -266,6 +266,7 @@ def test_select_reuse_seed_and_vary_again(page: Page, input_image: Path) -> None
         timeout=180_000,
     )
     assert page.page.get_attribute("#reimagine_image_1 img", "src") != input_before
+    page.wait_thumbnails(2, timeout=30)  # the gallery showed the run's live preview; its outputs replace it
     assert page.thumbnails() == 2 and "Seed: 501" in page.info()
     page.shot("04-vary-again")
 
@@ -283,6 +284,7 @@ def test_interrupt_a_long_run_keeps_what_finished(page: Page, input_image: Path)
     # Stopped inside batch 2 (or, on a very busy machine, batch 3): what finished is kept, the rest is not made.
     finished = int(re.search(r"(\d) / 3", log).group(1))
     assert finished in (1, 2)
+    page.wait_thumbnails(finished, timeout=30)
     assert page.thumbnails() == finished
     assert "Seed: 77" in page.info()
     page.shot("06-interrupted")

@@ -307,13 +307,13 @@ def test_progress_covers_the_refiner_steps(site: StubWebUI, tmp_path: Path, monk
     real = engine.refine
     seen: list[tuple[int, int, int, int]] = []
 
-    def watched(pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
+    def watched(pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None, **kwargs: Any) -> Any:
         def report(step: int, total: int) -> None:
             progress(step, total)
             state = shared.state
             seen.append((state.job_no, state.job_count, state.sampling_step, state.sampling_steps))
 
-        return real(pipe, request, progress=report, should_stop=should_stop)
+        return real(pipe, request, progress=report, should_stop=should_stop, **kwargs)
 
     monkeypatch.setattr(engine, "refine", watched)
     tab = Tab(site)
@@ -532,14 +532,14 @@ def test_interrupt_mid_pass_leaves_a_valid_image_and_restored_state(
     real = engine.refine
     steps_done: list[int] = []
 
-    def interrupted(pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
+    def interrupted(pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None, **kwargs: Any) -> Any:
         def report(step: int, total: int) -> None:
             progress(step, total)
             steps_done.append(step)
             if step == 1:
                 shared.state.interrupt()  # the Interrupt button, during the refiner's second step
 
-        return real(pipe, request, progress=report, should_stop=should_stop)
+        return real(pipe, request, progress=report, should_stop=should_stop, **kwargs)
 
     monkeypatch.setattr(engine, "refine", interrupted)
     host = core("webui.host").shared_host()
@@ -575,12 +575,12 @@ def test_skip_leaves_the_batch_unrefined(site: StubWebUI, tmp_path: Path, monkey
     engine = core("engine.refiner")
     real = engine.refine
 
-    def skipped(pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
+    def skipped(pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None, **kwargs: Any) -> Any:
         def report(step: int, total: int) -> None:
             progress(step, total)
             shared.state.skip()
 
-        return real(pipe, request, progress=report, should_stop=should_stop)
+        return real(pipe, request, progress=report, should_stop=should_stop, **kwargs)
 
     monkeypatch.setattr(engine, "refine", skipped)
     tab = Tab(site)

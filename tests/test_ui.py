@@ -102,7 +102,9 @@ class FakeEngine:
     def at(self, batch: int, step: int, action: Callable[[], None]) -> None:
         self.hooks[(batch, step)] = action
 
-    def iter_batches(self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
+    def iter_batches(
+        self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None, preview: Any = None
+    ) -> Any:
         """Like ``reimagine.iter_batches``: one Result per batch; ``calls`` records each batch as its own request."""
         if self.fail is not None:
             raise self.fail
@@ -129,7 +131,9 @@ class FakeEngine:
         ]
         return Result(images=images, infotexts=texts, seeds=seeds)
 
-    def interpolate(self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None) -> Result:
+    def interpolate(
+        self, pipe: Any, request: Any, *, progress: Any = None, should_stop: Any = None, preview: Any = None
+    ) -> Result:
         self.calls.append(request)
         result = Result()
         for frame in range(request.frames):
@@ -416,11 +420,11 @@ def test_standalone_run_wrapper_serialises_and_reports_errors(tmp_path: Path, im
 
     fake = FakeEngine()
     handler = host.run(lambda task, *args: jobs.generate(host, args, fake.engine()), 1 + len(jobs.input_names()))
-    gallery, _, _, log = handler("", *make_args(image, n_iter=2), progress)
+    *_, (gallery, _, _, log) = handler("", *make_args(image, n_iter=2), progress)  # a generator: live previews
     assert len(gallery) == 2 and "Time taken" in log
     assert fractions and fractions[-1] == pytest.approx(1.0)
     fake.fail = RuntimeError("boom")
-    gallery, _, _, log = handler("", *make_args(image), progress)
+    *_, (gallery, _, _, log) = handler("", *make_args(image), progress)
     assert gallery == [] and "RuntimeError: boom" in log
 
 

@@ -3,10 +3,11 @@
 - :mod:`.unclip`: image variations and interpolation with Stable unCLIP 2.1;
 - :mod:`.refiner`: the SDXL refiner pass over images or SDXL latents;
 - :mod:`.samplers`: the WebUI's sampler / schedule names → diffusers schedulers;
-- :mod:`.precision`: device and dtype policy.
+- :mod:`.precision`: device and dtype policy;
+- :mod:`.preview`: cheap live previews of latents.
 
-This module holds what both engines return and report: :class:`Result`, per-image seeds, the progress / stop
-callback types, the infotext's number format and version. It imports nothing heavy (no torch).
+This module holds what both engines return and report: :class:`Result`, per-image seeds, the progress / preview /
+stop callback types, the infotext's number format and version. It imports nothing heavy (no torch).
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from typing import Any
 
 ProgressFn = Callable[[int, int], None]
 """``progress(step, total)``: called after every sampling step."""
+
+PreviewFn = Callable[[int, Any], None]
+"""``preview(step, latents)``: called after every sampling step with the batch's current latents (``[B, 4, h, w]`` as
+the UNet sees them; the denoised estimate where the sampler gives one); ``step`` counts as ``progress`` does. The
+callee decides whether to decode them (:mod:`.preview`)."""
 
 StopFn = Callable[[], bool]
 """``should_stop()``: polled between steps; True ends the job (Interrupt / Skip)."""

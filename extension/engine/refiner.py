@@ -45,7 +45,7 @@ from PIL import Image
 from .. import infotext
 from ..errors import ParamError
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE, refiner_values_from_ui
-from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
+from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule, seed_noise
 from .text_encoding import ChunkEncoder, encode_weighted, pad_to_same_length
 
@@ -417,20 +417,31 @@ def _sampling_with(pipe: Any, scheduler: Any):
 
 
 class _Stepper:
-    """``callback_on_step_end`` for one ``__call__``: reports progress in refiner steps and asks diffusers to stop
-    (``pipe._interrupt``, honoured by SDXL img2img since 0.22) when ``should_stop`` says so between steps."""
+    """``callback_on_step_end`` for one ``__call__``: reports progress in refiner steps (and the step's latents to
+    ``preview``) and asks diffusers to stop (``pipe._interrupt``, honoured by SDXL img2img since 0.22) when
+    ``should_stop`` says so between steps."""
 
-    def __init__(self, planned: int, offset: int, total: int, progress: ProgressFn | None, should_stop: StopFn | None):
+    def __init__(
+        self,
+        planned: int,
+        offset: int,
+        total: int,
+        progress: ProgressFn | None,
+        should_stop: StopFn | None,
+        preview: PreviewFn | None = None,
+    ):
         self.planned, self.offset, self.total = planned, offset, total
-        self.progress, self.should_stop = progress, should_stop
+        self.progress, self.should_stop, self.preview = progress, should_stop, preview
         self.reported = 0
         self.stopped = False
 
-    def __call__(self, pipe: Any, index: int, _timestep: Any, _tensors: dict) -> dict:
+    def __call__(self, pipe: Any, index: int, _timestep: Any, tensors: dict) -> dict:
         calls = max(int(pipe.num_timesteps), 1)  # 2 per step for second-order samplers
         done = min(self.planned, (index + 1) * self.planned // calls)
         if done > self.reported and self.progress is not None:
             self.progress(self.offset + done, self.total)
+        if done > self.reported and self.preview is not None and tensors.get("latents") is not None:
+            self.preview(self.offset + done, tensors["latents"])
         self.reported = done
         if index + 1 < calls and self.should_stop is not None and self.should_stop():
             pipe._interrupt = True
@@ -531,10 +542,11 @@ def refine(
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> RefineResult:
     """Run the refiner post-pass over ``request``'s images (one at a time) or latents (one batch).
 
-    ``progress(step, total)`` counts refiner steps; ``should_stop()`` is checked between steps and images, and a stop
+    ``progress(step, total)`` counts refiner steps, ``preview(step, latents)`` gets the SDXL latents of each step; ``should_stop()`` is checked between steps and images, and a stop
     returns the images that finished (``interrupted=True``)."""
     request = request.resolved()
     mode = choose_mode(request, pipe)
@@ -546,13 +558,13 @@ def refine(
     planned = planned_steps(request.steps, request.strength, train_timesteps)
     result = RefineResult(mode=mode)
     if mode == "Latent":
-        _refine_latents(pipe, request, seeds, planned, result, progress, should_stop)
+        _refine_latents(pipe, request, seeds, planned, result, progress, should_stop, preview)
     else:
-        _refine_images(pipe, request, seeds, planned, result, progress, should_stop)
+        _refine_images(pipe, request, seeds, planned, result, progress, should_stop, preview)
     return result
 
 
-def _refine_latents(pipe, request, seeds, planned, result, progress, should_stop) -> None:
+def _refine_latents(pipe, request, seeds, planned, result, progress, should_stop, preview=None) -> None:
     """Latent mode: the whole batch in one call, decoded once (or returned as latents)."""
     latents = request.latents
     if planned > 0:
@@ -561,7 +573,7 @@ def _refine_latents(pipe, request, seeds, planned, result, progress, should_stop
             return
         prompts = encode_prompts(pipe, request.prompt, request.negative_prompt, request.cfg_scale > 1.0)
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-        stepper = _Stepper(planned, 0, planned, progress, should_stop)
+        stepper = _Stepper(planned, 0, planned, progress, should_stop, preview)
         latents = denoise(pipe, request, latents, prompts, seeds, generators, stepper)
         if latents is None:
             result.interrupted = True
@@ -575,7 +587,7 @@ def _refine_latents(pipe, request, seeds, planned, result, progress, should_stop
     result.infotexts = [build_infotext(request, pipe, "Latent", seed, size) for seed in seeds]
 
 
-def _refine_images(pipe, request, seeds, planned, result, progress, should_stop) -> None:
+def _refine_images(pipe, request, seeds, planned, result, progress, should_stop, preview=None) -> None:
     """Pixel mode: encode → refine → decode, one image at a time (images may differ in size)."""
     prompts = None
     for index, (image, seed) in enumerate(zip(request.images, seeds)):
@@ -588,7 +600,7 @@ def _refine_images(pipe, request, seeds, planned, result, progress, should_stop)
             generator = torch.Generator("cpu").manual_seed(seed)
             latents = encode_image(pipe, image, generator)
             total = planned * len(request.images)
-            stepper = _Stepper(planned, index * planned, total, progress, should_stop)
+            stepper = _Stepper(planned, index * planned, total, progress, should_stop, preview)
             latents = denoise(pipe, request, latents, prompts, [seed], [generator], stepper)
             if latents is None:
                 result.interrupted = True

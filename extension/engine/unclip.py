@@ -31,7 +31,7 @@ from PIL import Image, ImageOps
 from .. import infotext
 from ..errors import ParamError
 from ..params import FRAMES, REIMAGINE
-from . import ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
+from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import make_scheduler, resolved_schedule, seed_noise
 from .text_encoding import encode_weighted, pad_to_same_length
 
@@ -221,8 +221,10 @@ def denoise(
     generators: list[torch.Generator],
     progress: ProgressFn | None,
     should_stop: StopFn | None,
+    preview: PreviewFn | None = None,
 ) -> torch.Tensor | None:
-    """Run the sampler from ``latents``; returns ``None`` if stopped before the last step."""
+    """Run the sampler from ``latents``; returns ``None`` if stopped before the last step. ``preview(step, latents)``
+    gets the step's :func:`denoised_estimate`."""
     guided = cfg_scale > 1.0
     scheduler.set_timesteps(steps, device=latents.device)
     latents = latents * scheduler.init_noise_sigma
@@ -238,10 +240,23 @@ def denoise(
         if guided:
             uncond, cond = prediction.chunk(2)
             prediction = uncond + cfg_scale * (cond - uncond)
-        latents = scheduler.step(prediction, timestep, latents, **step_kwargs).prev_sample
+        output = scheduler.step(prediction, timestep, latents, **step_kwargs)
+        latents = output.prev_sample
         if progress is not None:
             progress(index + 1, total)
+        if preview is not None:
+            preview(index + 1, denoised_estimate(scheduler, output, latents))
     return latents
+
+
+def denoised_estimate(scheduler: Any, output: Any, latents: torch.Tensor) -> torch.Tensor:
+    """What the step predicts the clean latents to be (the WebUI previews that, not the noisy latents): the step
+    output's ``pred_original_sample`` (Euler, DDIM, ...), DPM-Solver++'s last x0 model output, else ``latents``."""
+    estimate = getattr(output, "pred_original_sample", None)
+    if estimate is None and str(getattr(scheduler.config, "algorithm_type", "")).endswith("dpmsolver++"):
+        outputs = getattr(scheduler, "model_outputs", None) or [None]
+        estimate = outputs[-1]
+    return latents if estimate is None else estimate
 
 
 @torch.no_grad()
@@ -296,12 +311,14 @@ def iter_batches(
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> Iterator[Result]:
     """Make the variations batch by batch: one :class:`Result` per batch (``n_iter`` of them).
 
-    ``progress(step, steps)`` counts the steps of the current batch. A batch that ``should_stop`` cuts short yields a
-    ``Result`` with ``interrupted=True`` and no images; the caller decides whether to go on with the next batch (the
-    WebUI's Skip) or to stop iterating (Interrupt). The CLIP encode happens once, before the first batch.
+    ``progress(step, steps)`` and ``preview(step, latents)`` count the steps of the current batch. A batch that
+    ``should_stop`` cuts short yields a ``Result`` with ``interrupted=True`` and no images; the caller decides whether
+    to go on with the next batch (the WebUI's Skip) or to stop iterating (Interrupt). The CLIP encode happens once,
+    before the first batch.
     """
     request = request.validated()
     width, height = output_size(request, pipe)
@@ -342,6 +359,7 @@ def iter_batches(
                 generators,
                 progress,
                 should_stop,
+                preview,
             )
             if latents is None:
                 yield Result(interrupted=True)
@@ -358,6 +376,7 @@ def generate(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     skip_batch: StopFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> Result:
     """Make ``n_iter × batch_size`` variations of the (mixed) input image(s); a stop returns the finished batches.
     When ``skip_batch()`` says so after a stop, only that batch is abandoned and the next one runs (the WebUI's
@@ -370,7 +389,13 @@ def generate(
             progress(done + step, request.n_iter * steps)
 
     result = Result()
-    for batch in iter_batches(pipe, request, progress=overall_progress, should_stop=should_stop):
+
+    def overall_preview(step: int, latents: torch.Tensor) -> None:
+        if preview is not None:
+            preview(done + step, latents)
+
+    batches = iter_batches(pipe, request, progress=overall_progress, should_stop=should_stop, preview=overall_preview)
+    for batch in batches:
         if batch.interrupted:
             if skip_batch is not None and skip_batch():
                 continue
@@ -400,6 +425,7 @@ def interpolate(
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> Result:
     """Frames ``0 … frames−1`` morphing from image A to image B; the initial latent and augmentation noise are the
     same in every frame, so only the embedding moves."""
@@ -437,6 +463,10 @@ def interpolate(
             if progress is not None:
                 progress(_frame * steps_per_frame + step, frames * steps_per_frame)
 
+        def frame_preview(step: int, latents: torch.Tensor, _frame: int = frame) -> None:
+            if preview is not None:
+                preview(_frame * steps_per_frame + step, latents)
+
         latents = denoise(
             pipe,
             scheduler,
@@ -448,6 +478,7 @@ def interpolate(
             [torch.Generator("cpu").manual_seed(seed + 1)],
             frame_progress,
             should_stop,
+            frame_preview,
         )
         if latents is None:
             result.interrupted = True

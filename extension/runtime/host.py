@@ -51,6 +51,9 @@ class Control:
         self.steps = 0
         self.text = ""
         self.latest_preview: Any = None
+        self.previews = 0  # previews shown since the app started
+        self.preview_step = 0  # the step of the job's last live preview (0 = none yet)
+        self.preview_every = 1  # live preview interval in steps (the cheap decode costs next to nothing)
         self._interrupted = False
         self._skipped = False
         self._stopping = False
@@ -60,6 +63,7 @@ class Control:
     def begin(self, jobs: int, steps: int, text: str = "") -> None:
         """A run of ``jobs`` jobs of ``steps`` sampling steps each starts."""
         self.jobs, self.steps, self.job_no, self.step_no, self.text = jobs, steps, 0, 0, text
+        self.preview_step = 0
         self._notify()
 
     def step(self, step: int, steps: int) -> None:
@@ -70,7 +74,7 @@ class Control:
     def next_job(self, text: str = "") -> None:
         """The current job is finished; the next one starts."""
         self.job_no += 1
-        self.step_no = 0
+        self.step_no = self.preview_step = 0
         if text:
             self.text = text
         self._notify()
@@ -78,6 +82,45 @@ class Control:
     def preview(self, image: Any) -> None:
         """Show ``image`` as the live preview."""
         self.latest_preview = image
+        self.previews += 1
+        self._notify()
+
+    # -- live previews during sampling -----------------------------------------------------------------------------
+    def previews_enabled(self) -> bool:
+        """Whether live previews are shown at all."""
+        return True
+
+    def preview_interval(self) -> int:
+        """Sampling steps between two live previews: −1 = only the finished batch, 0 = every step."""
+        return self.preview_every
+
+    def preview_grid(self) -> bool:
+        """Preview the whole batch as a grid (else its first image)."""
+        return True
+
+    def preview_due(self) -> bool:
+        """Whether the step just reported (:meth:`step`) gets a live preview (the WebUI's rule,
+        ``engine.preview.due``)."""
+        from ..engine.preview import due
+
+        return due(self.step_no, self.preview_step, self.preview_interval(), self.previews_enabled())
+
+    def previewed(self) -> None:
+        """A live preview was made at the current step."""
+        self.preview_step = self.step_no
+
+    def latent_preview(self, family: str) -> Callable[[int, Any], None]:
+        """The engines' ``preview(step, latents)`` callback for latents of ``family`` (``engine.preview.SD`` or
+        ``SDXL``): when a preview is due, the latents are decoded with the cheap linear map and shown."""
+
+        def preview(_step: int, latents: Any) -> None:
+            if self.preview_due():
+                from ..engine.preview import preview_image
+
+                self.preview(preview_image(latents, family, self.preview_grid()))
+                self.previewed()
+
+        return preview
 
     @property
     def fraction(self) -> float:

@@ -3,6 +3,9 @@
 Each job runs inside :meth:`Host.run` (queue, progress bar, error display), reports to the host's :class:`Control`
 and returns the output panel's four values ``(gallery, generation_info_json, infotext_html, log_html)``.
 
+Live previews: every engine call gets ``control.latent_preview(family)``, so the preview follows the sampling at the
+host's interval (the WebUI's "Live preview display period"); a finished batch is saved and shown at once.
+
 Batch count: every batch is one engine call, so a finished batch is saved and shown as the live preview at once,
 Skip abandons only the current batch, and "interrupt after the current batch" (the WebUI's first Interrupt click
 during a multi-batch run) is honoured between batches. Interrupt stops after the current step; what finished is kept.
@@ -17,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..engine.preview import SD, SDXL
 from ..errors import ParamError, ReimagineError
 from ..images import normalized
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS
@@ -275,6 +279,7 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
             replace(request, seed=first_seed),
             progress=control.step,
             should_stop=control.should_stop_step,
+            preview=control.latent_preview(SD),
         )
         for batch, result in enumerate(batches):
             _collect(host, control, outputs, result)
@@ -337,7 +342,11 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
         outputs.info.extra_generation_params["Interpolation frames"] = values.frames
         request = InterpolationRequest(image_a, image_b, values.frames, VariationRequest(images=[], **settings))
         result = engine.interpolate(
-            pipe, request, progress=control.step, should_stop=lambda: control.should_stop_step() or control.stopping
+            pipe,
+            request,
+            progress=control.step,
+            should_stop=lambda: control.should_stop_step() or control.stopping,
+            preview=control.latent_preview(SD),
         )
         _collect(host, control, outputs, result)
         outputs.interrupted = bool(result.interrupted)
@@ -460,7 +469,13 @@ def _refine_images(
                 outputs.interrupted = True
                 break
             control.clear_skip()
-            result = engine.refine(pipe, request, progress=control.step, should_stop=control.should_stop_step)
+            result = engine.refine(
+                pipe,
+                request,
+                progress=control.step,
+                should_stop=control.should_stop_step,
+                preview=control.latent_preview(SDXL),
+            )
             _collect(host, control, outputs, result)
             if result.interrupted and not (control.skipped and not control.interrupted):
                 outputs.interrupted = True

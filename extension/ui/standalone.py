@@ -1,7 +1,7 @@
 """The host of the standalone app (``python -m extension serve``): no WebUI, plain gradio.
 
 Jobs are serialised by one lock; Interrupt / Skip set flags the running job checks every step; progress goes to
-gradio's progress bar; every output is written as a PNG (infotext in ``parameters``) to the outputs folder, and the
+gradio's progress bar and a live preview (every step, cheap decode) to the gallery while the job runs; every output is written as a PNG (infotext in ``parameters``) to the outputs folder, and the
 gallery shows those files, so a download carries the infotext.
 """
 
@@ -118,25 +118,42 @@ class StandaloneHost(Host):
                 self._control.listeners.clear()
 
     def run(self, fn: Callable[..., tuple], n_inputs: int) -> Callable[..., Any]:
-        """Serialise, report progress to gradio, show unexpected errors as a message, add the time taken."""
+        """Serialise, report progress to gradio, show the live preview in the gallery while the job runs, show
+        unexpected errors as a message, add the time taken.
+
+        The handler is a generator: the job runs in a worker thread that holds the job slot, while gradio's thread
+        (with its request context) polls the :class:`Control` and yields ``([preview], …)`` whenever a new live
+        preview arrived, then the job's outputs. A generator that gradio drops (the page went away) interrupts the
+        job without waiting for it, so the slot is freed by the worker whatever happens to the generator."""
         host = self
 
-        def handler(*args: Any, progress: Any = None) -> tuple:
+        def handler(*args: Any, progress: Any = None) -> Iterator[tuple]:
             if progress is None and len(args) > n_inputs:  # gradio passes the tracker positionally
                 progress = args[n_inputs]
             started = time.perf_counter()
-            with host.job_slot("Reimagine") as control:
-                if progress is not None:
-                    control.listeners.append(lambda c: progress(c.fraction, desc=c.text or None))
-                try:
-                    gallery, info, infotext, log_html = fn(*args[:n_inputs])
-                except Exception as error:  # noqa: BLE001 - shown to the user, logged with its traceback
-                    log.exception("reimagine: job failed")
-                    gallery, info, infotext = [], "", ""
-                    log_html = error_html(f"{type(error).__name__}: {error}")
+            job = _Job(host, fn, args[:n_inputs])
+            job.start()
+            shown = -1
+            try:
+                while job.is_alive():
+                    job.join(PREVIEW_POLL_S)
+                    if not job.running.is_set():
+                        continue  # still waiting for the slot: another job runs
+                    control = host.control()
+                    if progress is not None:
+                        progress(control.fraction, desc=control.text or None)
+                    if shown == -1:
+                        shown = job.previews_before
+                    if job.is_alive() and control.previews != shown and control.latest_preview is not None:
+                        shown = control.previews
+                        yield [control.latest_preview], compat.update(), compat.update(), compat.update()
+            finally:
+                if job.is_alive():
+                    job.cancel()
+            gallery, info, infotext, log_html = job.outputs
             elapsed = time.perf_counter() - started
             log_html += f"<div class='performance'><p class='time'>Time taken: <wbr><span class='measurement'>{elapsed:.1f} sec.</span></p></div>"
-            return gallery, info, infotext, log_html
+            yield gallery, info, infotext, log_html
 
         parameters = [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD) for i in range(n_inputs)]
         parameters.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
@@ -227,6 +244,41 @@ class StandaloneHost(Host):
             log.warning("reimagine: refusing to open %s (outside the outputs and gradio's temp folder)", path)
             return None
         return path
+
+
+PREVIEW_POLL_S = 0.2
+"""Seconds between two looks at the running job's progress and live preview."""
+
+
+class _Job(threading.Thread):
+    """One handler call in its own thread, inside the host's job slot; ``outputs`` are the four panel values (an
+    unexpected error becomes the log's message)."""
+
+    def __init__(self, host: StandaloneHost, fn: Callable[..., tuple], args: Sequence[Any]) -> None:
+        super().__init__(name="reimagine-job", daemon=True)
+        self.host, self.fn, self.args = host, fn, tuple(args)
+        self.outputs: tuple = ([], "", "", "")
+        self.running = threading.Event()  # set once the slot is held
+        self.previews_before = 0  # the control's preview count when this job started
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Nobody waits for the outputs any more: interrupt the job, or skip it if it has not started."""
+        self.cancelled = True
+        if self.running.is_set():
+            self.host.control().interrupt()
+
+    def run(self) -> None:
+        with self.host.job_slot("Reimagine") as control:
+            self.previews_before = control.previews
+            self.running.set()
+            if self.cancelled:  # after ``running``: cancel() either sees it set or this sees the flag
+                return
+            try:
+                self.outputs = self.fn(*self.args)
+            except Exception as error:  # noqa: BLE001 - shown to the user, logged with its traceback
+                log.exception("reimagine: job failed")
+                self.outputs = ([], "", "", error_html(f"{type(error).__name__}: {error}"))
 
 
 def _next_number(folder: Path) -> int:

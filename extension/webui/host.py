@@ -51,7 +51,15 @@ def opt(key: str, default: Any = None) -> Any:
 
 
 class WebUIControl(Control):
-    """:class:`Control` on ``shared.state`` (the WebUI's progress endpoint, Interrupt and Skip buttons read it)."""
+    """:class:`Control` on ``shared.state`` (the WebUI's progress endpoint, Interrupt and Skip buttons read it).
+
+    Live previews follow Settings → Live previews (on/off, every N steps, grid) and are always decoded with our own
+    "Approx cheap" map (``engine.preview``) whatever the chosen method: the WebUI's decoders pick their weights or
+    factors from *its* checkpoint (A1111 ``sd_vae_approx.model()`` / ``cheap_approximation`` and
+    ``sd_vae_taesd.decoder_model()`` by ``shared.sd_model.is_sdxl``; Forge from its ``latent_format``), and "Full"
+    decodes with its VAE, which may be an SD 1.5 one while our latents are unCLIP (SD 2.x) or SDXL ones, or off the
+    GPU while we run. The image goes to the page through ``state.assign_current_image``, as the WebUI's own do.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,6 +78,7 @@ class WebUIControl(Control):
         state.job_no = 0
         state.sampling_step = 0
         state.sampling_steps = steps
+        state.current_image_sampling_step = 0
         state.textinfo = text or None
         super().begin(jobs, steps, text)
 
@@ -91,10 +100,42 @@ class WebUIControl(Control):
         self._notify()
 
     def preview(self, image: Any) -> None:
-        """The live preview under the gallery (``assign_current_image``)."""
+        """The live preview under the gallery (``assign_current_image``), when live previews are on."""
+        if not self.previews_enabled():
+            return
         super().preview(image)
         with contextlib.suppress(Exception):
             self._state().assign_current_image(image)
+
+    def previews_enabled(self) -> bool:
+        """Settings → Live previews → "Show live previews of the created image"."""
+        return bool(opt("live_previews_enable", True))
+
+    def preview_interval(self) -> int:
+        """Settings → Live previews → "Live preview display period" (−1 = after each batch only)."""
+        try:
+            return int(opt("show_progress_every_n_steps", 10))
+        except (TypeError, ValueError):
+            return 10
+
+    def preview_grid(self) -> bool:
+        """ "Show previews of all images generated in a batch as a grid"."""
+        return bool(opt("show_progress_grid", True))
+
+    def preview_due(self) -> bool:
+        """The WebUI's own counters: ``state.sampling_step`` and ``state.current_image_sampling_step`` (which
+        ``state.nextjob`` resets), so our previews and the WebUI's polling follow one interval."""
+        from ..engine.preview import due
+
+        state = self._state()
+        step = int(state.sampling_step or 0)
+        last = int(getattr(state, "current_image_sampling_step", 0) or 0)
+        return due(step, last, self.preview_interval(), self.previews_enabled())
+
+    def previewed(self) -> None:
+        """``state.current_image_sampling_step = state.sampling_step``, as ``State.do_set_current_image`` does."""
+        state = self._state()
+        state.current_image_sampling_step = state.sampling_step
 
     def reset(self) -> None:
         """The WebUI resets the flags itself (``state.begin`` / ``wrap_gradio_call``)."""

@@ -11,7 +11,7 @@ from ...errors import ParamError, ReimagineError
 from ...params import REFINER, refiner_values_from_ui
 from ..host import shared_host
 from .controls import BEFORE_SUFFIX, RUN_ATTR, TITLE, XYZ_ATTR, Run, find_model, meant_to_run, parse_args, run_of
-from .progress import add_jobs, end_job, job_text, reporter, should_stop, webui_state
+from .progress import add_jobs, end_job, job_text, live_preview, reporter, should_stop
 from .report import clear_keys, fail, refiner_keys, set_keys, warn, without_keys
 
 _EXTRA_NETWORK = re.compile(r"<\w+:[^>]+>")  # <lora:name:1.0>: the WebUI's extra-network syntax, not prompt text
@@ -175,7 +175,13 @@ def _refine_latents(p: Any, run: Run, samples: Any) -> tuple[Any, dict[str, str]
                 seeds=seeds[group[0] : group[-1] + 1],
                 return_latents=True,
             )
-            result = refine(pipe, request, progress=reporter(number * planned, total), should_stop=should_stop)
+            result = refine(
+                pipe,
+                request,
+                progress=reporter(number * planned, total),
+                should_stop=should_stop,
+                preview=live_preview(number * planned),
+            )
             if result.interrupted or result.latents is None:
                 return None  # stopped: the batch stays as the base made it
             pieces.append(result.latents)
@@ -242,7 +248,7 @@ def postprocess_image(p: Any, pp: Any, *args: Any) -> None:
         pp.image = image
         set_keys(p, items)
         with contextlib.suppress(Exception):
-            webui_state().assign_current_image(image)
+            shared_host().control().preview(image)  # the finished image (when live previews are on)
     finally:
         if index >= run.batch_len.get(batch, len(getattr(p, "seeds", None) or [0])) - 1:
             end_job(run, batch)
@@ -260,7 +266,11 @@ def _refine_image(p: Any, run: Run, image: Any, index: int) -> tuple[Any, dict[s
     job = {"width": image.width, "height": image.height, "batch_size": 1}
     with job_text(), shared_host().pipeline(run.choice, "refiner", job) as pipe:
         result = refine(
-            pipe, request, progress=reporter(index * planned, max(1, planned * images)), should_stop=should_stop
+            pipe,
+            request,
+            progress=reporter(index * planned, max(1, planned * images)),
+            should_stop=should_stop,
+            preview=live_preview(index * planned),
         )
         if result.interrupted or not result.images:
             return None

@@ -1,4 +1,4 @@
-"""The post-pass on the WebUI's progress bar: one more job per batch, its steps, its text."""
+"""The post-pass on the WebUI's progress bar: one more job per batch, its steps, its text, its live previews."""
 
 from __future__ import annotations
 
@@ -57,3 +57,15 @@ def reporter(offset: int, total: int) -> Callable[[int, int], None]:
         state.sampling_step = min(total, offset + step)
 
     return progress
+
+
+def live_preview(offset: int) -> Callable[[int, Any], None]:
+    """The refiner's ``preview`` callback: SDXL latents, cheaply decoded, every N steps of the WebUI's setting, on its
+    counters (``state.sampling_step`` as :func:`reporter` sets it). At ``offset`` 0 the pass starts counting from 0:
+    the base's last preview step (pixel mode runs before the WebUI's ``nextjob``) is forgotten."""
+    from ...engine.preview import SDXL
+    from ..host import shared_host
+
+    if offset == 0:
+        webui_state().current_image_sampling_step = 0
+    return shared_host().control().latent_preview(SDXL)
