@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from extension.engine.refiner import encode_prompts
+from extension.engine.text_encoding import encode_prompts
 from extension.engine.unclip import encode_text
 
 LONG = " ".join(["a photo of a red house on a hill"] * 12)  # 108 tokens, no comma: two chunks, none moved

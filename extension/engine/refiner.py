@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -47,7 +47,7 @@ from ..errors import ParamError
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE, refiner_values_from_ui
 from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule, seed_noise
-from .text_encoding import ChunkEncoder, encode_weighted, pad_to_same_length
+from .text_encoding import PromptEmbeds, encode_prompts
 
 if TYPE_CHECKING:
     pass
@@ -274,63 +274,6 @@ def choose_mode(request: RefineRequest, pipe: Any) -> str:
         f"{tuple(request.latents.shape) if request.latents is not None else None}; only SDXL base latents share the "
         "refiner's latent space): give the decoded images instead (pixel mode)"
     )
-
-
-class PromptEmbeds(NamedTuple):
-    """The refiner's text conditioning for one request (negatives are None without CFG)."""
-
-    embeds: torch.Tensor
-    negative: torch.Tensor | None
-    pooled: torch.Tensor
-    negative_pooled: torch.Tensor | None
-
-    def repeat(self, batch: int) -> dict[str, torch.Tensor | None]:
-        """The ``__call__`` keyword arguments for ``batch`` rows."""
-
-        def rows(tensor: torch.Tensor | None) -> torch.Tensor | None:
-            return None if tensor is None else tensor.repeat(batch, *([1] * (tensor.ndim - 1)))
-
-        return {
-            "prompt_embeds": rows(self.embeds),
-            "negative_prompt_embeds": rows(self.negative),
-            "pooled_prompt_embeds": rows(self.pooled),
-            "negative_pooled_prompt_embeds": rows(self.negative_pooled),
-        }
-
-
-@torch.no_grad()
-def encode_prompts(pipe: Any, prompt: str, negative_prompt: str, guided: bool) -> PromptEmbeds:
-    """Encode the refiner prompt once, in the WebUI's prompt syntax (``engine/text_encoding.py``): each encoder's
-    penultimate hidden states (the refiner has only OpenCLIP-bigG, ``text_encoder_2``; an SDXL base adds CLIP-L,
-    concatenated on the channel axis as diffusers' ``encode_prompt`` does), pooled from ``text_encoder_2``'s first
-    chunk."""
-    device = pipe._execution_device
-    encoders = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))
-    pairs = [(getattr(pipe, t), getattr(pipe, e)) for t, e in encoders if getattr(pipe, e, None) is not None]
-
-    def chunk_encoder(encoder: Any) -> ChunkEncoder:
-        def encode_chunk(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out = encoder(ids, output_hidden_states=True)
-            return out.hidden_states[-2], out[0]
-
-        return encode_chunk
-
-    def encode(text: str) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = [encode_weighted(tokenizer, chunk_encoder(encoder), text, device) for tokenizer, encoder in pairs]
-        return torch.cat([z for z, _ in encoded], dim=-1), encoded[-1][1]
-
-    embeds, pooled = encode(prompt)
-    negative = negative_pooled = None
-    if guided:
-        negative, negative_pooled = encode(negative_prompt)
-        if negative.shape[1] != embeds.shape[1]:
-            embeds, negative = pad_to_same_length(embeds, negative, encode("")[0])
-    dtype = pairs[-1][1].dtype
-
-    def cast(tensor: torch.Tensor | None) -> torch.Tensor | None:
-        return None if tensor is None else tensor.to(dtype)
-
-    return PromptEmbeds(cast(embeds), cast(negative), cast(pooled), cast(negative_pooled))
 
 
 def _needs_fp32(vae: Any) -> bool:

@@ -4,13 +4,15 @@
 Each 77-token chunk of :func:`prompts.tokenize_prompt` goes through the text encoder on its own; the chunks' hidden
 states are concatenated along the token axis ([1, 77·k, C]); the "Original" emphasis (the WebUI's default) scales each
 token's hidden state by its weight, then restores the chunk's mean. SDXL's pooled embedding comes from the first
-chunk, unweighted, as in the WebUI. Written here because the WebUI's code needs its own model wrappers and compel's
+chunk, unweighted, as in the WebUI. :func:`encode_prompts` builds an SDXL pipeline's (the refiner's) conditioning
+from it; unCLIP's is ``engine.unclip.encode_text``. Written here because the WebUI's code needs its own model wrappers and compel's
 syntax differs (see ``extension/prompts.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 
@@ -52,3 +54,60 @@ def pad_to_same_length(a: torch.Tensor, b: torch.Tensor, empty: torch.Tensor) ->
         return torch.cat([x, empty.to(x.dtype).repeat(1, missing, 1)], dim=1) if missing else x
 
     return padded(a), padded(b)
+
+
+class PromptEmbeds(NamedTuple):
+    """The refiner's text conditioning for one request (negatives are None without CFG)."""
+
+    embeds: torch.Tensor
+    negative: torch.Tensor | None
+    pooled: torch.Tensor
+    negative_pooled: torch.Tensor | None
+
+    def repeat(self, batch: int) -> dict[str, torch.Tensor | None]:
+        """The ``__call__`` keyword arguments for ``batch`` rows."""
+
+        def rows(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.repeat(batch, *([1] * (tensor.ndim - 1)))
+
+        return {
+            "prompt_embeds": rows(self.embeds),
+            "negative_prompt_embeds": rows(self.negative),
+            "pooled_prompt_embeds": rows(self.pooled),
+            "negative_pooled_prompt_embeds": rows(self.negative_pooled),
+        }
+
+
+@torch.no_grad()
+def encode_prompts(pipe: Any, prompt: str, negative_prompt: str, guided: bool) -> PromptEmbeds:
+    """Encode the refiner prompt once, in the WebUI's prompt syntax (``engine/text_encoding.py``): each encoder's
+    penultimate hidden states (the refiner has only OpenCLIP-bigG, ``text_encoder_2``; an SDXL base adds CLIP-L,
+    concatenated on the channel axis as diffusers' ``encode_prompt`` does), pooled from ``text_encoder_2``'s first
+    chunk."""
+    device = pipe._execution_device
+    encoders = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))
+    pairs = [(getattr(pipe, t), getattr(pipe, e)) for t, e in encoders if getattr(pipe, e, None) is not None]
+
+    def chunk_encoder(encoder: Any) -> ChunkEncoder:
+        def encode_chunk(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = encoder(ids, output_hidden_states=True)
+            return out.hidden_states[-2], out[0]
+
+        return encode_chunk
+
+    def encode(text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = [encode_weighted(tokenizer, chunk_encoder(encoder), text, device) for tokenizer, encoder in pairs]
+        return torch.cat([z for z, _ in encoded], dim=-1), encoded[-1][1]
+
+    embeds, pooled = encode(prompt)
+    negative = negative_pooled = None
+    if guided:
+        negative, negative_pooled = encode(negative_prompt)
+        if negative.shape[1] != embeds.shape[1]:
+            embeds, negative = pad_to_same_length(embeds, negative, encode("")[0])
+    dtype = pairs[-1][1].dtype
+
+    def cast(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return None if tensor is None else tensor.to(dtype)
+
+    return PromptEmbeds(cast(embeds), cast(negative), cast(pooled), cast(negative_pooled))
