@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from extension.engine import preview
-from extension.params import REIMAGINE
+from extension.params import REIMAGINE, TEXT_DIFF
 from extension.runtime.host import Control
 from tests.test_refiner_hook import ON, Tab, site  # noqa: F401 -- the refiner hook's stand-in WebUI fixture
 from tests.webui_stub.fixture import StubWebUI
@@ -173,6 +173,7 @@ def tab_args(image: Image.Image, **values: Any) -> list[Any]:
         named[f"image_{i}"] = image if i == 1 else None
         named[f"weight_{i}"] = 1.0
     named.update({name: settings[name] for name in REIMAGINE.params})
+    named.update(TEXT_DIFF.defaults())  # Edit by text off
     return [named[name] for name in jobs.input_names()]
 
 
@@ -201,7 +202,7 @@ def run_tab(webui: StubWebUI, monkeypatch: pytest.MonkeyPatch, pipe: Any, **opts
     host = core("webui.host").shared_host()
     choice = core("loading.discovery").ModelChoice("m", "unclip-h", "m.safetensors", Path("/models/m.safetensors"))
     monkeypatch.setattr(host, "find", lambda name, kinds=(): choice)
-    monkeypatch.setattr(host, "pipeline", lambda choice, role="unclip": contextlib.nullcontext(pipe))
+    monkeypatch.setattr(host, "pipeline", lambda choice, role="unclip", job=None: contextlib.nullcontext(pipe))
     shown = record_previews(monkeypatch)
     args = tab_args(Image.new("RGB", (64, 64), (30, 160, 60)), steps=6, width=64, height=64, seed=5)
     handler = host.run(lambda task, *a: core("runtime.jobs").generate(host, a), 1 + len(args))
