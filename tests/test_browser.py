@@ -118,14 +118,18 @@ class Page:
         self.page.set_input_files(f"#{elem_id} input[type=file]", str(path))
         self.page.wait_for_selector(f"#{elem_id} img", timeout=30_000)
 
+    # Gallery entries: ``thumbnail-small`` in preview view, ``thumbnail-lg`` in grid view (gradio 3.41 and 4.40); gradio
+    # may drop back to the grid when the gallery's value changes (the live preview, then the outputs)
+    COUNT_JS = (
+        "(() => { const g = document.querySelector('#reimagine_gallery'); if (!g) return 0; "
+        "return g.querySelectorAll('.thumbnail-small').length || g.querySelectorAll('.thumbnail-lg').length; })()"
+    )
+
     def thumbnails(self) -> int:
-        return self.page.locator("#reimagine_gallery .thumbnail-small").count()
+        return self.page.evaluate(self.COUNT_JS)
 
     def wait_thumbnails(self, count: int, timeout: float = 180) -> None:
-        self.page.wait_for_function(
-            f"document.querySelectorAll('#reimagine_gallery .thumbnail-small').length >= {count}",
-            timeout=timeout * 1000,
-        )
+        self.page.wait_for_function(f"{self.COUNT_JS} >= {count}", timeout=timeout * 1000)
 
     def wait_text(self, elem_id: str, text: str, timeout: float = 180) -> str:
         self.page.wait_for_function(
