@@ -41,8 +41,9 @@ class Backend(Protocol):
     def models(self) -> Sequence[ModelEntry]:
         """Every usable model."""
 
-    def load(self, entry: ModelEntry) -> Any:
-        """The loaded pipeline for ``entry`` (cached by the host)."""
+    def load(self, entry: ModelEntry, job: dict[str, Any] | None = None) -> Any:
+        """The loaded pipeline for ``entry`` (cached by the host); ``job``: the output ``width``, ``height`` and
+        ``batch_size`` to plan memory for."""
 
     def run_job(self, description: str, job: Callable[[Callable[[int, int], None], Callable[[], bool]], Any]) -> Any:
         """Run ``job(progress, should_stop)`` serialised with every other generation, with progress reporting."""
@@ -264,14 +265,15 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
     request = VariationRequest(images=probes, weights=weights, edit=diff, **settings).validated()
     _check_work(frames or _outputs(settings), settings["steps"], settings)
 
+    size = {"width": settings["width"], "height": settings["height"]}
+
     def job(progress: Any, should_stop: Any) -> Any:
         decoded = replace(request, images=rest.decode_images(probes))
         if frames:
-            return text_diff_strip(
-                backend.load(model), decoded, diff, frames, progress=progress, should_stop=stop.wrap(should_stop)
-            )
+            pipe = backend.load(model, {**size, "batch_size": 1})
+            return text_diff_strip(pipe, decoded, diff, frames, progress=progress, should_stop=stop.wrap(should_stop))
         return generate(
-            backend.load(model),
+            backend.load(model, {**size, "batch_size": settings["batch_size"]}),
             decoded,
             progress=progress,
             should_stop=stop.wrap(should_stop),
@@ -300,7 +302,8 @@ def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | N
     def job(progress: Any, should_stop: Any) -> Any:
         image_a, image_b = rest.decode_images(probes)
         request = InterpolationRequest(image_a, image_b, frames, VariationRequest(images=[], **settings))
-        return interpolate(backend.load(model), request, progress=progress, should_stop=stop.wrap(should_stop))
+        pipe = backend.load(model, {"width": settings["width"], "height": settings["height"], "batch_size": 1})
+        return interpolate(pipe, request, progress=progress, should_stop=stop.wrap(should_stop))
 
     result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine interpolation", job))
     return _response(result, {**settings, "frames": frames, "model": model.name})
@@ -328,7 +331,8 @@ def _run_refine(backend: Backend, values: dict[str, Any], stop: JobStop | None =
     rest.check_work(1, settings["steps"], sum(probe.size[0] * probe.size[1] for probe in probes), 1)
 
     def job(progress: Any, should_stop: Any) -> Result:
-        pipe, result = backend.load(model), Result()
+        width, height = max((probe.size for probe in probes), key=lambda size: size[0] * size[1])
+        pipe, result = backend.load(model, {"width": width, "height": height, "batch_size": 1}), Result()
         for request, image in zip(requests, rest.decode_images(probes)):
             part = refine(pipe, replace(request, images=[image]), progress=progress, should_stop=stop.wrap(should_stop))
             result.images += part.images

@@ -47,6 +47,7 @@ class FakeBackend:
         self.max_running = 0
         self.jobs: list[str] = []
         self.loads: list[str] = []
+        self.planned: list[dict | None] = []  # the job sizes the host is asked to plan memory for
 
     def models(self):
         return [
@@ -54,8 +55,9 @@ class FakeBackend:
             ModelEntry("sd_xl_refiner_1.0", "sdxl-refiner", "sd_xl_refiner_1.0.safetensors"),
         ]
 
-    def load(self, entry):
+    def load(self, entry, job=None):
         self.loads.append(entry.name)
+        self.planned.append(job)
         return self.pipes[entry.kind]
 
     def run_job(self, description, job):
@@ -102,7 +104,7 @@ def test_models_lists_name_kind_and_relative_path(client):
     ]
 
 
-def test_variations_answer_like_txt2img(client):
+def test_variations_answer_like_txt2img(client, backend):
     answer = client.post("/reimagine/v1/variations", json=_body(batch_size=2, noise_level=300, prompt="a boat"))
     assert answer.status_code == 200, answer.text
     data = answer.json()
@@ -116,6 +118,8 @@ def test_variations_answer_like_txt2img(client):
     assert parsed["Seed"] == "6" and parsed["Noise level"] == "300" and parsed["Prompt"] == "a boat"
     assert info["infotexts"][1] == png.info["parameters"]
     assert data["parameters"]["noise_level"] == 300
+    # the host plans memory for this request's size and batch, not the model's native size
+    assert backend.planned[-1] == {"width": 64, "height": 64, "batch_size": 2}
 
 
 def test_mix_of_two_images_with_weights_and_data_url(client):

@@ -81,7 +81,7 @@ class Backend:
     def models(self):
         return [ModelEntry("unclip", "unclip-h", "unclip.safetensors"), ModelEntry("ref", "sdxl-refiner", "r.st")]
 
-    def load(self, entry):
+    def load(self, entry, job=None):
         return self.pipes[entry.kind]
 
     def control(self):

@@ -357,8 +357,9 @@ def test_loaded_pipelines_use_sdpa_attention(tiny):
 # --- the WebUI host follows the flags ---------------------------------------------------------------------------
 
 
-def test_webui_host_reads_the_flags_and_logs_the_plan(webui, caplog):
-    """``--medvram --no-half-vae`` in the WebUI's ``shared.cmd_opts`` reach the plan; one INFO line per job."""
+def test_webui_host_reads_the_flags_and_prints_the_plan(webui, capsys):
+    """``--medvram --no-half-vae`` in the WebUI's ``shared.cmd_opts`` reach the plan; the plan is printed to the
+    WebUI's console (its logging stays at WARNING by default), once per new plan, not again for the same one."""
     import importlib
     from pathlib import Path
 
@@ -374,10 +375,15 @@ def test_webui_host_reads_the_flags_and_logs_the_plan(webui, caplog):
     choice = importlib.import_module("sd_webui_reimagine.loading.discovery").ModelChoice(
         "m", "unclip-h", "m.safetensors", Path("/models/m.safetensors")
     )
-    with caplog.at_level(logging.INFO):
-        result = host.memory_plan(choice, "unclip")
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sd-webui-reimagine: memory plan")]
-    assert lines == [f"sd-webui-reimagine: memory plan m 768x768 x1: {result.describe()} [flags: medvram, no_half_vae]"]
+    capsys.readouterr()
+    result = host.memory_plan(choice, "unclip")
+    host.memory_plan(choice, "unclip")
+    big = host.memory_plan(choice, "unclip", {"width": 1024, "height": 1024, "batch_size": 4})
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sd-webui-reimagine: memory")]
+    assert lines == [
+        f"sd-webui-reimagine: memory plan m 768x768 x1: {result.describe()} [flags: medvram, no_half_vae]",
+        f"sd-webui-reimagine: memory plan m 1024x1024 x4: {big.describe()} [flags: medvram, no_half_vae]",
+    ]
     # the stand-in's device is the CPU: no GPU to plan for
     assert result.mode == "cpu"
 
@@ -461,3 +467,46 @@ def test_the_job_size_reaches_the_memory_plan(webui, tiny, tmp_path):
     with host.pipeline(choice, "unclip", {"width": 512, "height": 640, "batch_size": 3}):
         pass
     assert seen == [{"width": 512, "height": 640, "batch_size": 3}]
+
+
+def test_no_model_loads_while_the_webui_loads_its_first_checkpoint(webui, tiny):
+    """A1111 holds ``sd_models.model_data.lock`` while it loads its startup checkpoint (with ``load_state_dict``
+    patched process-wide); our pipeline is loaded only after the WebUI's thread let go of it."""
+    import importlib
+    import threading
+
+    webui.load_scripts()
+    from modules import sd_models
+
+    core = importlib.import_module("sd_webui_reimagine.webui.host")
+    host = core.shared_host()
+    host.config_root = tiny.config_root
+    choice = importlib.import_module("sd_webui_reimagine.loading.discovery").ModelChoice(
+        "tiny", "unclip-h", "tiny", tiny.unclip_h.folder
+    )
+    order: list[str] = []
+    original_get = host.cache.get
+
+    def get(*args, **kwargs):
+        order.append("our load")
+        return original_get(*args, **kwargs)
+
+    host.cache.get = get
+    holding, release = threading.Event(), threading.Event()
+
+    def webui_startup_load():
+        with sd_models.model_data.lock:
+            holding.set()
+            release.wait(timeout=60)
+            order.append("webui load done")
+
+    loader = threading.Thread(target=webui_startup_load)
+    loader.start()
+    holding.wait(timeout=60)
+    ours = threading.Thread(target=lambda: host.pipeline(choice, "unclip").__enter__())
+    ours.start()
+    ours.join(timeout=1)  # not a timing assert: whatever the wait, our load must come second
+    release.set()
+    ours.join(timeout=120)
+    loader.join(timeout=60)
+    assert order == ["webui load done", "our load"]

@@ -327,7 +327,7 @@ class _Backend:
     def models(self):
         return [_Entry("sd21-unclip-h", "unclip-h", "sd21-unclip-h.safetensors")]
 
-    def load(self, entry):
+    def load(self, entry, job=None):
         return self.pipe
 
     def run_job(self, description, job):

@@ -224,6 +224,7 @@ class Host(ABC):
         self._models: list[ModelChoice] | None = None
         self._models_lock = threading.Lock()
         self._run_stack = threading.local()
+        self._last_plan_line = ""
 
     # -- settings --------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -394,16 +395,18 @@ class Host(ABC):
         flags = self.memory_flags()
         job = job_for(kind, params)
         plan = decide(device if device is not None else "cpu", flags, job, free=self.free_memory_estimate())
-        log.info(
-            "sd-webui-reimagine: memory plan %s %dx%d x%d: %s [flags: %s]",
-            choice.name,
-            job.width,
-            job.height,
-            job.batch,
-            plan.describe(),
-            ", ".join(flags.active()) or "none",
+        line = (
+            f"sd-webui-reimagine: memory plan {choice.name} {job.width}x{job.height} x{job.batch}: {plan.describe()} "
+            f"[flags: {', '.join(flags.active()) or 'none'}]"
         )
+        if line != self._last_plan_line:  # a new plan is announced; the same one again is not repeated
+            self._last_plan_line = line
+            self.announce(line)
         return plan
+
+    def announce(self, line: str) -> None:
+        """A line for the user's console (here the log at INFO; the WebUI prints it, as its own messages are)."""
+        log.info(line)
 
     def _place(self, pipe: Any, plan: Any, choice: ModelChoice, role: str) -> Any:
         """Put ``pipe`` where ``plan`` says (``extension.engine.memory.apply_plan``; a pipeline under sequential
@@ -504,14 +507,15 @@ class Host(ABC):
         """Image ``index`` of a gallery value (as gradio hands it to a handler) as a PIL image, or None."""
 
     # -- REST API backend (extension.api.Backend) ------------------------------------------------------------------
-    def load(self, entry: Any) -> Any:
-        """The pipeline for an API model entry; inside :meth:`run_job` with memory handling until the job ends."""
+    def load(self, entry: Any, job: dict[str, Any] | None = None) -> Any:
+        """The pipeline for an API model entry; inside :meth:`run_job` with memory handling until the job ends,
+        planned for ``job`` (see :meth:`pipeline`)."""
         choice = entry if isinstance(entry, ModelChoice) else self.find(entry.name, OFFERED_KINDS)
         role = "refiner" if choice.kind in REFINER_KINDS else "unclip"
         stack: contextlib.ExitStack | None = getattr(self._run_stack, "stack", None)
         if stack is None:
             return self.cache.get(role, choice.location, **self.loader_kwargs(role))
-        return stack.enter_context(self.pipeline(choice, role))
+        return stack.enter_context(self.pipeline(choice, role, job))
 
     def run_job(self, description: str, job: Callable[[Callable[[int, int], None], Callable[[], bool]], Any]) -> Any:
         """Run ``job(progress, should_stop)`` serialised with the tab's jobs (the API's entry point)."""

@@ -258,6 +258,11 @@ class WebUIHost(Host):
         """Setting "Compile the UNet with torch.compile"."""
         return bool(opt(OPT_COMPILE, False))
 
+    def announce(self, line: str) -> None:
+        """Printed, as the WebUI prints its own messages: its Python logging stays at WARNING unless started with
+        ``--loglevel``."""
+        print(line, flush=True)
+
     def notify(self, message: str) -> None:
         """``gr.Info`` toast, as txt2img's Interrupt button shows."""
         import gradio as gr
@@ -314,7 +319,8 @@ class WebUIHost(Host):
         return int(memory_management.get_free_memory(self.device()))
 
     def make_room(self, needed: int) -> Any:
-        """Move the WebUI's model off the GPU only when our run would not fit next to it."""
+        """Move the WebUI's model off the GPU only when our run would not fit next to it (after its first load)."""
+        _wait_for_startup_model_load()
         free = self.free_device_memory()
         if free is None or free >= needed:
             return None
@@ -452,3 +458,17 @@ def release_shared_host() -> None:
     """Drop the shared host's loaded pipelines and free their memory (nothing to do before the first use)."""
     if _shared is not None:
         _shared.release()
+
+
+def _wait_for_startup_model_load() -> None:
+    """A1111 loads its first checkpoint in a background thread at startup, holding ``sd_models.model_data.lock``
+    (``SdModelData.get_sd_model``), and during that load replaces ``torch.nn.Module.load_state_dict`` process-wide
+    (``sd_disable_initialization.LoadStateDictOnMeta``). Loading our models meanwhile would go through that patch
+    (a REST request right after startup failed on ``load_state_dict(assign=True)``), so wait until it is done. Later
+    checkpoint switches run under the WebUI's queue lock, as our jobs do."""
+    from modules import sd_models
+
+    lock = getattr(getattr(sd_models, "model_data", None), "lock", None)
+    if lock is not None:
+        with lock:
+            pass

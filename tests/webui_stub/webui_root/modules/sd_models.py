@@ -5,6 +5,8 @@ A1111: ``send_model_to_cpu(m)`` moves the model to ``devices.cpu`` (or ``lowvram
 ``unload_model_weights`` = ``send_model_to_cpu`` only; ``reload_model_weights`` returns early for the current
 checkpoint WITHOUT moving it back to the device. F: all of these are no-ops, except ``unload_model_weights`` ->
 ``backend.memory_management.unload_all_models()``.
+``model_data.lock``: A1111's ``SdModelData`` holds it while ``get_sd_model`` loads the first checkpoint at startup (a
+background thread), the time ``sd_disable_initialization.LoadStateDictOnMeta`` patches ``load_state_dict``.
 Stand-in only: ``calls`` records ``("send_model_to_cpu", m)``, ``("send_model_to_device", m)``,
 ``("unload_model_weights", m)``, ``("reload_model_weights", m)``, ``("list_models",)``; ``StubSdModel``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import threading
 
 from modules import _stub, devices, lowvram, paths, shared
 
@@ -24,6 +27,18 @@ checkpoints_list: dict[str, CheckpointInfo] = {}
 checkpoint_aliases: dict[str, CheckpointInfo] = {}
 checkpoints_loaded: dict = {}
 calls: list[tuple] = []
+
+
+class SdModelData:
+    """The real class's lock (modules/sd_models.py ``SdModelData.__init__``); the rest is not used by extensions."""
+
+    def __init__(self) -> None:
+        self.sd_model = None
+        self.was_loaded_at_least_once = False
+        self.lock = threading.Lock()
+
+
+model_data = SdModelData()
 
 
 class StubSdModel:
