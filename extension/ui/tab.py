@@ -50,8 +50,6 @@ TEXT = {
     "vary_again": "Vary again",
     "refine": "Refine the selected image",
     "mix_accordion": "Mix more images",
-    "inputs_note": "Input images: each one with its weight in the mix (more under Mix more images). Interpolation uses "
-    "image 1 and image 2.",
 }
 TOOLTIPS = {
     "refresh": "Refresh the list of models",
@@ -136,26 +134,29 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
 
         with gr.Row(elem_id=f"{TAB}_toprow", elem_classes=["reimagine-toprow"]):
             with gr.Column(scale=6, elem_id=f"{TAB}_prompt_container"):
-                c["prompt"] = gr.Textbox(
-                    value=table["prompt"].default,  # a str value: the WebUI's paste converts to type(value)
-                    label=table["prompt"].label,
-                    show_label=False,
-                    lines=3,
-                    placeholder=TEXT["prompt_placeholder"],
-                    elem_id=f"{TAB}_prompt",
-                    elem_classes=["prompt"],
-                )
-                c["prompt_tokens"] = token_counter(c["prompt"], f"{TAB}_token_counter")
-                c["negative_prompt"] = gr.Textbox(
-                    value=table["negative_prompt"].default,
-                    label=table["negative_prompt"].label,
-                    show_label=False,
-                    lines=3,
-                    placeholder=TEXT["negative_placeholder"],
-                    elem_id=f"{TAB}_neg_prompt",
-                    elem_classes=["prompt"],
-                )
-                c["negative_prompt_tokens"] = token_counter(c["negative_prompt"], f"{TAB}_negative_token_counter")
+                # each box with its token counter laid over its top right corner, as txt2img's
+                with gr.Column(elem_classes=["reimagine-prompt-box"]):
+                    c["prompt"] = gr.Textbox(
+                        value=table["prompt"].default,  # a str value: the WebUI's paste converts to type(value)
+                        label=table["prompt"].label,
+                        show_label=False,
+                        lines=3,
+                        placeholder=TEXT["prompt_placeholder"],
+                        elem_id=f"{TAB}_prompt",
+                        elem_classes=["prompt"],
+                    )
+                    c["prompt_tokens"] = token_counter(c["prompt"], f"{TAB}_token_counter")
+                with gr.Column(elem_classes=["reimagine-prompt-box"]):
+                    c["negative_prompt"] = gr.Textbox(
+                        value=table["negative_prompt"].default,
+                        label=table["negative_prompt"].label,
+                        show_label=False,
+                        lines=3,
+                        placeholder=TEXT["negative_placeholder"],
+                        elem_id=f"{TAB}_neg_prompt",
+                        elem_classes=["prompt"],
+                    )
+                    c["negative_prompt_tokens"] = token_counter(c["negative_prompt"], f"{TAB}_negative_token_counter")
             with gr.Column(scale=1, elem_id=f"{TAB}_actions_column"):  # min_width 320 like txt2img (its overlay)
                 with gr.Row(elem_id=f"{TAB}_generate_box", elem_classes=["generate-box"]):
                     c["interrupt"] = gr.Button(
@@ -178,13 +179,44 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
         with gr.Row(equal_height=False, elem_id=f"{TAB}_main"):
             with gr.Column(variant="compact", elem_id=f"{TAB}_settings"):
                 with gr.Row(elem_id=f"{TAB}_model_row"):
-                    c["model"], c["model_refresh"] = model_dropdown(host, UNCLIP_KINDS, TEXT["model"], f"{TAB}_model")
-                c["mode"] = gr.Radio(
-                    list(jobs.MODES), value=jobs.MODE_VARIATIONS, label=TEXT["mode"], elem_id=f"{TAB}_mode"
-                )
-                gr.HTML(f"<p class='reimagine-note'>{TEXT['inputs_note']}</p>", elem_id=f"{TAB}_inputs_note")
-                with gr.Column(elem_classes=["reimagine-input"]):
-                    _image_slot(c, 1)
+                    with gr.Column(scale=3, min_width=240):
+                        with gr.Row():
+                            c["model"], c["model_refresh"] = model_dropdown(
+                                host, UNCLIP_KINDS, TEXT["model"], f"{TAB}_model"
+                            )
+                    with gr.Column(scale=2, min_width=200):
+                        c["mode"] = gr.Radio(
+                            list(jobs.MODES), value=jobs.MODE_VARIATIONS, label=TEXT["mode"], elem_id=f"{TAB}_mode"
+                        )
+                # image 1 and the settings used most side by side, so both fit a laptop screen
+                with gr.Row(equal_height=False, elem_id=f"{TAB}_first_row"):
+                    with gr.Column(min_width=240, elem_classes=["reimagine-input"]):
+                        _image_slot(c, 1)
+                    with gr.Column(min_width=260, elem_id=f"{TAB}_main_settings"):
+                        c["noise_level"] = slider(
+                            table["noise_level"],
+                            f"{TAB}_noise_level",
+                            value=noise_default,
+                            info=table["noise_level"].help,
+                        )
+                        with gr.Row(elem_id=f"{TAB}_noise_presets", elem_classes=["reimagine-presets"]):
+                            for name in NOISE_PRESETS:
+                                c[f"preset_{name.lower()}"] = gr.Button(
+                                    name, size="sm", elem_id=f"{TAB}_preset_{name.lower()}"
+                                )
+                        with gr.Row():
+                            c["sampler_name"] = dropdown(table["sampler_name"], f"{TAB}_sampling", min_width=120)
+                            c["scheduler"] = dropdown(table["scheduler"], f"{TAB}_scheduler", min_width=120)
+                        c["steps"] = slider(table["steps"], f"{TAB}_steps")
+                        with gr.Row(elem_id=f"{TAB}_seed_row"):
+                            seed = table["seed"]
+                            c["seed"] = gr.Number(
+                                label=seed.label, value=seed.default, precision=0, elem_id=f"{TAB}_seed", min_width=100
+                            )
+                            c["random_seed"] = tool_button(
+                                host, RANDOM_SEED, f"{TAB}_random_seed", TOOLTIPS["random_seed"]
+                            )
+                            c["reuse_seed"] = tool_button(host, REUSE_SEED, f"{TAB}_reuse_seed", TOOLTIPS["reuse_seed"])
                 # images 2-4 stay folded away until wanted; filling one (paste, Send to, drop) unfolds the group
                 with gr.Accordion(TEXT["mix_accordion"], open=False, elem_id=f"{TAB}_mix_accordion") as mix_group:
                     with gr.Row(elem_classes=["reimagine-inputs"]):
@@ -192,19 +224,6 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                             with gr.Column(min_width=160, elem_classes=["reimagine-input"]):
                                 _image_slot(c, i)
                 c["mix_accordion"] = mix_group
-
-                with gr.Row(elem_id=f"{TAB}_noise_row"):
-                    c["noise_level"] = slider(
-                        table["noise_level"], f"{TAB}_noise_level", value=noise_default, info=table["noise_level"].help
-                    )
-                with gr.Row(elem_id=f"{TAB}_noise_presets", elem_classes=["reimagine-presets"]):
-                    for name in NOISE_PRESETS:
-                        c[f"preset_{name.lower()}"] = gr.Button(name, size="sm", elem_id=f"{TAB}_preset_{name.lower()}")
-
-                with gr.Row():
-                    c["sampler_name"] = dropdown(table["sampler_name"], f"{TAB}_sampling")
-                    c["scheduler"] = dropdown(table["scheduler"], f"{TAB}_scheduler")
-                c["steps"] = slider(table["steps"], f"{TAB}_steps")
 
                 with gr.Row():
                     with gr.Column(elem_id=f"{TAB}_column_size", scale=4):
@@ -223,14 +242,6 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                 with gr.Row():
                     c["fit"] = radio(table["fit"], f"{TAB}_fit", info=table["fit"].help)
                     c["mix"] = radio(table["mix"], f"{TAB}_mix")
-
-                with gr.Row(elem_id=f"{TAB}_seed_row"):
-                    seed = table["seed"]
-                    c["seed"] = gr.Number(
-                        label=seed.label, value=seed.default, precision=0, elem_id=f"{TAB}_seed", min_width=100
-                    )
-                    c["random_seed"] = tool_button(host, RANDOM_SEED, f"{TAB}_random_seed", TOOLTIPS["random_seed"])
-                    c["reuse_seed"] = tool_button(host, REUSE_SEED, f"{TAB}_reuse_seed", TOOLTIPS["reuse_seed"])
 
                 c["frames"] = slider(FRAMES, f"{TAB}_frames", info=TEXT["frames_info"], visible=False)
 

@@ -30,12 +30,16 @@ calls: list[tuple] = []
 
 
 class SdModelData:
-    """The real class's lock (modules/sd_models.py ``SdModelData.__init__``); the rest is not used by extensions."""
+    """The real class's lock (modules/sd_models.py ``SdModelData.__init__``) and ``sd_model``, which here is the
+    stand-in's ``shared.sd_model`` (in the WebUI, ``shared.sd_model`` reads it through ``get_sd_model``)."""
 
     def __init__(self) -> None:
-        self.sd_model = None
-        self.was_loaded_at_least_once = False
+        self.was_loaded_at_least_once = True
         self.lock = threading.Lock()
+
+    @property
+    def sd_model(self):
+        return getattr(shared, "sd_model", None)
 
 
 model_data = SdModelData()
