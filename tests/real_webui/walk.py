@@ -20,8 +20,9 @@ browser's console errors; a screenshot after each):
    ``select``: select the 2nd output, the info text shows its seed. ``reuse_seed``: the seed field takes it.
    ``vary_again``: the selected output becomes image 1 and a new run starts. ``refine``: the "Refine with SDXL"
    accordion of the results column (model, strength, steps, "Refine the selected image") runs the post-pass over the
-   selected output. During the runs the progress bar / live preview under the gallery is watched (noted, not
-   checked: the WebUI shows a preview only every N steps).
+   selected output. During the runs the progress bar / live preview under the gallery is watched (noted).
+   ``live-preview``: with the WebUI's options set to a preview every step ("Approx cheap"; restored afterwards), a
+   longer run (30 steps, 128x128, batch count 2) shows the progress bar and a live preview image under the gallery.
 3. ``txt2img``: tick the "Refiner post-pass (SDXL)" accordion, refiner model, 2 steps, 64x64; our infotext keys.
 4. ``api``: POST /sdapi/v1/txt2img with the refiner's alwayson args (200 + our keys), and a bad value (strength 5):
    a 4xx or a clear ``Refiner post-pass error`` in the infotext, never a 500.
@@ -105,8 +106,8 @@ TOKEN_COUNT = re.compile(r"^\s*(\d+)\s*/\s*75\s*$")
 # installed before a run: records whether the WebUI's progress bar / live preview showed up under the gallery
 WATCH_PROGRESS_JS = """() => {
     window.__walk_progress = {bar: false, preview: false, previewImage: false};
-    const c = document.getElementById('reimagine_gallery_container') || document.getElementById('reimagine_gallery');
-    if (!c) return false;
+    // requestProgress() puts .progressDiv beside the gallery container and .livePreview into the gallery
+    const c = document.getElementById('reimagine_results_column') || document.body;
     const look = () => {
         const seen = window.__walk_progress;
         seen.bar = seen.bar || !!c.querySelector('.progressDiv');
@@ -115,7 +116,7 @@ WATCH_PROGRESS_JS = """() => {
     };
     if (window.__walk_observer) window.__walk_observer.disconnect();
     window.__walk_observer = new MutationObserver(look);
-    window.__walk_observer.observe(c, {childList: true, subtree: true});
+    window.__walk_observer.observe(c, {childList: true, subtree: true, attributes: true, attributeFilter: ['src']});
     look();
     return true;
 }"""
@@ -582,6 +583,42 @@ class Walk:
         if missing or "Refiner post-pass error" in text:
             raise AssertionError(f"refined infotext lacks {missing} or reports an error: {text[:500]}")
 
+    def step_live_preview(self) -> None:
+        p = self.page
+        status, options = http(f"{self.url}/sdapi/v1/options", timeout=60)
+        if status != 200 or not isinstance(options, dict):
+            raise AssertionError(f"GET /sdapi/v1/options: {status}")
+        keys = ("show_progress_every_n_steps", "show_progress_type", "live_previews_enable")
+        saved = {k: options[k] for k in keys if k in options}
+        self.note(f"options before: {saved}")
+        want = {"show_progress_every_n_steps": 1, "show_progress_type": "Approx cheap", "live_previews_enable": True}
+        status, _ = http(f"{self.url}/sdapi/v1/options", {k: v for k, v in want.items() if k in saved}, timeout=60)
+        if status != 200:
+            raise AssertionError(f"POST /sdapi/v1/options: {status}")
+        try:
+            self.number("reimagine_steps", 30)
+            self.number("reimagine_width", 128)
+            self.number("reimagine_height", 128)
+            self.number("reimagine_batch_count", 2)
+            self.number("reimagine_seed", SEED)
+            before = p.locator("#generation_info_reimagine textarea").first.input_value()
+            self.watch_progress()
+            started = time.time()
+            p.click("#reimagine_generate")
+            self.wait_info_change("reimagine", before)
+            self.note(f"run took about {time.time() - started:.1f} s")
+            self.note_progress()
+            self.wait_idle("reimagine")
+            self.note(f"gallery {self.gallery_count('reimagine')} images; info {self.html_info('reimagine')[:200]!r}")
+        finally:
+            http(f"{self.url}/sdapi/v1/options", saved, timeout=60)
+            self.number("reimagine_steps", 2)
+            self.number("reimagine_width", 64)
+            self.number("reimagine_height", 64)
+        seen = p.evaluate("() => window.__walk_progress || {}")
+        if not seen.get("bar") or not seen.get("previewImage"):
+            raise AssertionError(f"no progress bar or no live preview image under the gallery during the run: {seen}")
+
     def step_txt2img(self) -> None:
         p = self.page
         self.top_tab("txt2img")
@@ -707,6 +744,9 @@ class Walk:
                     "vary-again", "Vary again: the selected output becomes image 1, a new run", self.step_vary_again
                 )
                 self.step("refine", "Refine with SDXL over the selected output", self.step_refine)
+                self.step(
+                    "live-preview", "a longer run shows the progress bar and a live preview", self.step_live_preview
+                )
                 self.step(
                     "txt2img-refiner", "txt2img with the Refiner post-pass (SDXL) accordion ticked", self.step_txt2img
                 )
