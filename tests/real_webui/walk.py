@@ -442,8 +442,16 @@ class Walk:
                 timeout=30_000,
             )
         finally:
-            text = p.inner_text("#reimagine_token_counter").strip()
-            self.note(f"after typing {TOKEN_PROMPT!r}: counter reads {text!r}")
+            first = p.inner_text("#reimagine_token_counter").strip()
+            self.note(f"after typing {TOKEN_PROMPT!r}: first N > 0 reading {first!r}")
+        # every keystroke is a change event: wait until the counter settles (same text for 2 s) before judging it
+        text, since, deadline = first, time.time(), time.time() + 30
+        while time.time() - since < 2 and time.time() < deadline:
+            p.wait_for_timeout(250)
+            now = p.inner_text("#reimagine_token_counter").strip()
+            if now != text:
+                text, since = now, time.time()
+        self.note(f"settled counter: {text!r} (5/75 expected: '(cat:1.3)' is attention syntax)")
         match = TOKEN_COUNT.match(text)
         if not match or int(match.group(1)) <= 0:
             raise AssertionError(f"the counter reads {text!r}, not N/75 with N > 0")
