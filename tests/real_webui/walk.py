@@ -12,11 +12,17 @@ with a python that has playwright (A1111's venv, Forge's ``pwvenv``); only the s
 Steps (each one recorded as pass/fail with what was seen, the new WebUI log lines that look like errors, and the
 browser's console errors; a screenshot after each):
 
-1. ``tab``: open the page at 1366x768, click the "Reimagine" tab.
+1. ``tab``: open the page at 1366x768, click the "Reimagine" tab; a viewport (not full-page) screenshot right after,
+   ``<name>-tab-viewport.png``, and which of the main controls lie above the fold.
+   ``mix-accordion``: "Mix more images" (images 2-4) is folded at first; choosing the Interpolation mode unfolds it.
+   ``token-counter``: typing a prompt makes the counter under the prompt box read ``N/75`` with N > 0.
 2. ``generate``: image 1, the unCLIP model, batch count 2, steps 2, 64x64, Generate, 2 images in the gallery.
    ``select``: select the 2nd output, the info text shows its seed. ``reuse_seed``: the seed field takes it.
-   ``vary_again``: the selected output becomes image 1 and a new run starts. ``refine``: "Refine with SDXL" with the
-   refiner model runs the post-pass over the selected output.
+   ``vary_again``: the selected output becomes image 1 and a new run starts. ``refine``: the "Refine with SDXL"
+   accordion of the results column (model, strength, steps, "Refine the selected image") runs the post-pass over the
+   selected output. During the runs the progress bar / live preview under the gallery is watched (noted).
+   ``live-preview``: with the WebUI's options set to a preview every step ("Approx cheap"; restored afterwards), a
+   longer run (30 steps, 128x128, batch count 2) shows the progress bar and a live preview image under the gallery.
 3. ``txt2img``: tick the "Refiner post-pass (SDXL)" accordion, refiner model, 2 steps, 64x64; our infotext keys.
 4. ``api``: POST /sdapi/v1/txt2img with the refiner's alwayson args (200 + our keys), and a bad value (strength 5):
    a 4xx or a clear ``Refiner post-pass error`` in the infotext, never a 500.
@@ -70,6 +76,50 @@ LOG_PROBLEM = re.compile(r"Traceback|Error|Exception|^\*\*\*|error:", re.IGNOREC
 LOG_HARMLESS = re.compile(
     r"FutureWarning|warnings\.warn|Found no NVIDIA driver|Couldn't install|No module named 'insightface'",
 )
+# the main controls of the tab, reported as above / below the fold of the first viewport
+FOLD_CONTROLS = (
+    ("prompt", "reimagine_prompt"),
+    ("negative prompt", "reimagine_neg_prompt"),
+    ("token counter", "reimagine_token_counter"),
+    ("Generate", "reimagine_generate"),
+    ("model", "reimagine_model"),
+    ("mode", "reimagine_mode"),
+    ("image 1", "reimagine_image_1"),
+    ("Mix more images", "reimagine_mix_accordion"),
+    ("noise level", "reimagine_noise_level"),
+    ("noise presets", "reimagine_noise_presets"),
+    ("sampler", "reimagine_sampling"),
+    ("scheduler", "reimagine_scheduler"),
+    ("steps", "reimagine_steps"),
+    ("width", "reimagine_width"),
+    ("height", "reimagine_height"),
+    ("batch count", "reimagine_batch_count"),
+    ("CFG scale", "reimagine_cfg_scale"),
+    ("seed", "reimagine_seed"),
+    ("Edit by text", "reimagine_text_diff_accordion"),
+    ("gallery", "reimagine_gallery"),
+    ("Vary again", "reimagine_vary_again"),
+    ("Refine with SDXL", "reimagine_refine_accordion"),
+)
+TOKEN_PROMPT = "a photo of a (cat:1.3)"
+TOKEN_COUNT = re.compile(r"^\s*(\d+)\s*/\s*75\s*$")
+# installed before a run: records whether the WebUI's progress bar / live preview showed up under the gallery
+WATCH_PROGRESS_JS = """() => {
+    window.__walk_progress = {bar: false, preview: false, previewImage: false};
+    // requestProgress() puts .progressDiv beside the gallery container and .livePreview into the gallery
+    const c = document.getElementById('reimagine_results_column') || document.body;
+    const look = () => {
+        const seen = window.__walk_progress;
+        seen.bar = seen.bar || !!c.querySelector('.progressDiv');
+        seen.preview = seen.preview || !!c.querySelector('.livePreview');
+        seen.previewImage = seen.previewImage || !!c.querySelector('.livePreview img');
+    };
+    if (window.__walk_observer) window.__walk_observer.disconnect();
+    window.__walk_observer = new MutationObserver(look);
+    window.__walk_observer.observe(c, {childList: true, subtree: true, attributes: true, attributeFilter: ['src']});
+    look();
+    return true;
+}"""
 REFINER_KEYS = (
     "Refiner post-pass: ",
     "Refiner post-pass strength: ",
@@ -222,6 +272,20 @@ class Walk:
         if value not in got:
             raise AssertionError(f"#{elem_id} reads {got!r} after choosing {value!r}")
 
+    def accordion_open(self, elem_id: str) -> bool:
+        return "open" in (self.page.locator(f"#{elem_id} .label-wrap").first.get_attribute("class") or "").split()
+
+    def visible(self, elem_id: str) -> bool:
+        found = self.page.locator(f"#{elem_id}")
+        return found.count() > 0 and found.first.is_visible()
+
+    def watch_progress(self) -> None:
+        self.page.evaluate(WATCH_PROGRESS_JS)
+
+    def note_progress(self) -> None:
+        seen = self.page.evaluate("() => window.__walk_progress || null")
+        self.note(f"during the run, under the gallery: {seen}")
+
     def open_accordion(self, elem_id: str) -> None:
         wrap = self.page.locator(f"#{elem_id} .label-wrap").first
         if "open" not in (wrap.get_attribute("class") or ""):
@@ -299,10 +363,103 @@ class Walk:
         self.note(f"top tabs: {tabs}")
         self.top_tab("Reimagine")
         self.page.wait_for_selector("#reimagine_generate", state="visible", timeout=60_000)
+        self.page.wait_for_timeout(1000)  # let the layout settle
+        viewport_shot = self.shots / f"{self.name}-tab-viewport.png"
+        self.page.screenshot(path=str(viewport_shot), full_page=False, timeout=60_000)
+        self.note(f"viewport screenshot: {viewport_shot}")
+        fold = self.page.evaluate(
+            """(controls) => controls.map(([label, id]) => {
+                   const e = document.getElementById(id);
+                   if (!e || e.offsetParent === null) return [label, 'hidden'];
+                   const r = e.getBoundingClientRect();
+                   const where = r.bottom <= window.innerHeight ? 'above' : (r.top < window.innerHeight ? 'cut' : 'below');
+                   return [label, where + ` (x ${Math.round(r.left)}, y ${Math.round(r.top)}-${Math.round(r.bottom)})`];
+               })""",
+            [list(pair) for pair in FOLD_CONTROLS],
+        )
+        for where in ("above", "cut", "below", "hidden"):
+            self.note(f"{where} the fold: {[label for label, at in fold if at.startswith(where)]}")
+        self.note(f"positions: {dict(fold)}")
         for elem_id in ("reimagine_model", "reimagine_image_1", "reimagine_gallery", "reimagine_vary_again"):
             if not self.page.locator(f"#{elem_id}").first.is_visible():
                 raise AssertionError(f"#{elem_id} is not visible in the Reimagine tab")
         self.note(f"model dropdown reads {self.page.locator('#reimagine_model input').first.input_value()!r}")
+
+    def step_mix_accordion(self) -> None:
+        p = self.page
+        if not self.visible("reimagine_mix_accordion"):
+            raise AssertionError("no 'Mix more images' accordion (#reimagine_mix_accordion) visible")
+        label = p.locator("#reimagine_mix_accordion .label-wrap").first.inner_text().strip()
+        folded = not self.accordion_open("reimagine_mix_accordion")
+        slots = {i: self.visible(f"reimagine_image_{i}") for i in range(1, 5)}
+        self.note(f"accordion label {label!r}; folded at first: {folded}; image slots visible: {slots}")
+        if not folded or any(slots[i] for i in (2, 3, 4)) or not slots[1]:
+            raise AssertionError("'Mix more images' is not folded at first (or image 1 is hidden)")
+        frames_before = self.visible("reimagine_frames")
+        p.locator("#reimagine_mode label", has_text="Interpolation").first.click()
+        try:
+            p.wait_for_function(
+                """() => { const e = document.getElementById('reimagine_image_2');
+                           return !!e && e.offsetParent !== null; }""",
+                timeout=15_000,
+            )
+        finally:
+            slots = {i: self.visible(f"reimagine_image_{i}") for i in range(1, 5)}
+            self.note(
+                f"after choosing Interpolation: accordion open {self.accordion_open('reimagine_mix_accordion')}; "
+                f"image slots visible {slots}; frames slider visible {frames_before} -> "
+                f"{self.visible('reimagine_frames')}"
+            )
+        if not self.accordion_open("reimagine_mix_accordion"):
+            raise AssertionError("image 2 shows but the accordion's label-wrap is not 'open'")
+        if not self.visible("reimagine_frames"):
+            raise AssertionError("the Frames slider is not shown in Interpolation mode")
+        # back to Variations for the generation steps; the group may stay unfolded (noted)
+        p.locator("#reimagine_mode label", has_text="Variations").first.click()
+        p.wait_for_timeout(800)
+        self.note(
+            f"back to Variations: accordion open {self.accordion_open('reimagine_mix_accordion')}, "
+            f"frames visible {self.visible('reimagine_frames')}"
+        )
+        if self.visible("reimagine_frames"):
+            raise AssertionError("the Frames slider stays shown after going back to Variations")
+
+    def step_token_counter(self) -> None:
+        p = self.page
+        for elem_id in ("reimagine_token_counter", "reimagine_negative_token_counter"):
+            if p.locator(f"#{elem_id}").count() == 0:
+                raise AssertionError(f"no #{elem_id}")
+            self.note(f"#{elem_id} at first: {p.inner_text(f'#{elem_id}').strip()!r} (visible {self.visible(elem_id)})")
+        box = p.locator("#reimagine_prompt textarea").first
+        box.click()
+        box.fill("")
+        box.press_sequentially(TOKEN_PROMPT, delay=20)
+        try:
+            p.wait_for_function(
+                """() => { const e = document.getElementById('reimagine_token_counter');
+                           const m = e && e.innerText.trim().match(/^(\\d+)\\s*\\/\\s*75$/);
+                           return !!m && Number(m[1]) > 0; }""",
+                timeout=30_000,
+            )
+        finally:
+            first = p.inner_text("#reimagine_token_counter").strip()
+            self.note(f"after typing {TOKEN_PROMPT!r}: first N > 0 reading {first!r}")
+        # every keystroke is a change event: wait until the counter settles (same text for 2 s) before judging it
+        text, since, deadline = first, time.time(), time.time() + 30
+        while time.time() - since < 2 and time.time() < deadline:
+            p.wait_for_timeout(250)
+            now = p.inner_text("#reimagine_token_counter").strip()
+            if now != text:
+                text, since = now, time.time()
+        self.note(f"settled counter: {text!r} (5/75 expected: '(cat:1.3)' is attention syntax)")
+        match = TOKEN_COUNT.match(text)
+        if not match or int(match.group(1)) <= 0:
+            raise AssertionError(f"the counter reads {text!r}, not N/75 with N > 0")
+        negative = p.inner_text("#reimagine_negative_token_counter").strip()
+        self.note(f"negative counter (negative prompt untouched): {negative!r}")
+        box.fill("")  # the generation steps run without a prompt, as before
+        p.wait_for_timeout(1000)
+        self.note(f"prompt cleared: counter reads {p.inner_text('#reimagine_token_counter').strip()!r}")
 
     def step_generate(self, image: Path) -> None:
         p = self.page
@@ -316,8 +473,10 @@ class Walk:
         self.number("reimagine_batch_size", 1)
         self.number("reimagine_seed", SEED)
         before = p.locator("#generation_info_reimagine textarea").first.input_value()
+        self.watch_progress()
         p.click("#reimagine_generate")
         self.wait_info_change("reimagine", before)
+        self.note_progress()
         p.wait_for_function(
             """() => { const g = document.getElementById('reimagine_gallery');
                        return g && g.querySelectorAll('.thumbnail-item').length >= 2; }""",
@@ -394,13 +553,34 @@ class Walk:
         if thumbs.count() >= 2:
             thumbs.nth(1).click()
             p.wait_for_timeout(500)
+        in_results = p.evaluate(
+            """() => !!document.querySelector('#reimagine_results_column #reimagine_refine_accordion')"""
+        )
+        self.note(f"'Refine with SDXL' accordion in the results column: {in_results}")
+        if not in_results:
+            raise AssertionError("#reimagine_refine_accordion is not inside #reimagine_results_column")
         self.open_accordion("reimagine_refine_accordion")
+        inside = {
+            elem_id: p.locator(f"#reimagine_refine_accordion #{elem_id}").count() > 0
+            for elem_id in (
+                "reimagine_refiner_model",
+                "reimagine_refiner_strength",
+                "reimagine_refiner_steps",
+                "reimagine_refine",
+            )
+        }
+        button = p.locator("#reimagine_refine").first.inner_text().strip()
+        self.note(f"inside the accordion: {inside}; button reads {button!r}")
+        if not all(inside.values()) or button != "Refine the selected image":
+            raise AssertionError(f"the refine accordion lacks controls ({inside}) or its button reads {button!r}")
         self.choose("reimagine_refiner_model", self.refiner)
         self.number("reimagine_refiner_steps", 2)
         before = p.locator("#generation_info_reimagine textarea").first.input_value()
+        self.watch_progress()
         p.click("#reimagine_refine")
         try:
             self.wait_info_change("reimagine", before)
+            self.note_progress()
             text = self.wait_text("html_info_reimagine", "Refiner post-pass", timeout_s=60)
             self.wait_idle("reimagine")
         finally:
@@ -410,6 +590,42 @@ class Walk:
         missing = [key for key in REFINER_KEYS if key not in text]
         if missing or "Refiner post-pass error" in text:
             raise AssertionError(f"refined infotext lacks {missing} or reports an error: {text[:500]}")
+
+    def step_live_preview(self) -> None:
+        p = self.page
+        status, options = http(f"{self.url}/sdapi/v1/options", timeout=60)
+        if status != 200 or not isinstance(options, dict):
+            raise AssertionError(f"GET /sdapi/v1/options: {status}")
+        keys = ("show_progress_every_n_steps", "show_progress_type", "live_previews_enable")
+        saved = {k: options[k] for k in keys if k in options}
+        self.note(f"options before: {saved}")
+        want = {"show_progress_every_n_steps": 1, "show_progress_type": "Approx cheap", "live_previews_enable": True}
+        status, _ = http(f"{self.url}/sdapi/v1/options", {k: v for k, v in want.items() if k in saved}, timeout=60)
+        if status != 200:
+            raise AssertionError(f"POST /sdapi/v1/options: {status}")
+        try:
+            self.number("reimagine_steps", 30)
+            self.number("reimagine_width", 128)
+            self.number("reimagine_height", 128)
+            self.number("reimagine_batch_count", 2)
+            self.number("reimagine_seed", SEED)
+            before = p.locator("#generation_info_reimagine textarea").first.input_value()
+            self.watch_progress()
+            started = time.time()
+            p.click("#reimagine_generate")
+            self.wait_info_change("reimagine", before)
+            self.note(f"run took about {time.time() - started:.1f} s")
+            self.note_progress()
+            self.wait_idle("reimagine")
+            self.note(f"gallery {self.gallery_count('reimagine')} images; info {self.html_info('reimagine')[:200]!r}")
+        finally:
+            http(f"{self.url}/sdapi/v1/options", saved, timeout=60)
+            self.number("reimagine_steps", 2)
+            self.number("reimagine_width", 64)
+            self.number("reimagine_height", 64)
+        seen = p.evaluate("() => window.__walk_progress || {}")
+        if not seen.get("bar") or not seen.get("previewImage"):
+            raise AssertionError(f"no progress bar or no live preview image under the gallery during the run: {seen}")
 
     def step_txt2img(self) -> None:
         p = self.page
@@ -520,6 +736,12 @@ class Walk:
                 self.step("models", "the extension lists an unCLIP-H model and an SDXL refiner", self.find_models)
                 self.step("reimagine-tab", "open the page, click the Reimagine tab", self.step_tab)
                 self.step(
+                    "mix-accordion",
+                    "'Mix more images' folded at first; the Interpolation mode unfolds it",
+                    self.step_mix_accordion,
+                )
+                self.step("token-counter", "typing a prompt updates the N/75 token counter", self.step_token_counter)
+                self.step(
                     "generate",
                     "image 1, unCLIP model, batch count 2, steps 2, 64x64, Generate",
                     lambda: self.step_generate(image),
@@ -530,6 +752,9 @@ class Walk:
                     "vary-again", "Vary again: the selected output becomes image 1, a new run", self.step_vary_again
                 )
                 self.step("refine", "Refine with SDXL over the selected output", self.step_refine)
+                self.step(
+                    "live-preview", "a longer run shows the progress bar and a live preview", self.step_live_preview
+                )
                 self.step(
                     "txt2img-refiner", "txt2img with the Refiner post-pass (SDXL) accordion ticked", self.step_txt2img
                 )
