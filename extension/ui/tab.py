@@ -202,8 +202,8 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                         with gr.Row(elem_id=f"{TAB}_noise_presets", elem_classes=["reimagine-presets"]):
                             for name in NOISE_PRESETS:
                                 c[f"preset_{name.lower()}"] = gr.Button(
-                                    name, size="sm", elem_id=f"{TAB}_preset_{name.lower()}"
-                                )
+                                    name, size="sm", min_width=60, elem_id=f"{TAB}_preset_{name.lower()}"
+                                )  # one row of three, not three rows
                         with gr.Row():
                             c["sampler_name"] = dropdown(table["sampler_name"], f"{TAB}_sampling", min_width=120)
                             c["scheduler"] = dropdown(table["scheduler"], f"{TAB}_scheduler", min_width=120)
