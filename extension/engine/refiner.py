@@ -489,8 +489,9 @@ def refine(
 ) -> RefineResult:
     """Run the refiner post-pass over ``request``'s images (one at a time) or latents (one batch).
 
-    ``progress(step, total)`` counts refiner steps, ``preview(step, latents)`` gets the SDXL latents of each step; ``should_stop()`` is checked between steps and images, and a stop
-    returns the images that finished (``interrupted=True``)."""
+    ``progress(step, total)`` counts refiner steps, ``preview(step, latents)`` gets the SDXL latents of each step;
+    ``should_stop()`` is checked between steps and images, and a stop returns the images that finished
+    (``interrupted=True``)."""
     request = request.resolved()
     mode = choose_mode(request, pipe)
     count = request.latents.shape[0] if mode == "Latent" else len(request.images)

@@ -5,8 +5,8 @@ Each 77-token chunk of :func:`prompts.tokenize_prompt` goes through the text enc
 states are concatenated along the token axis ([1, 77·k, C]); the "Original" emphasis (the WebUI's default) scales each
 token's hidden state by its weight, then restores the chunk's mean. SDXL's pooled embedding comes from the first
 chunk, unweighted, as in the WebUI. :func:`encode_prompts` builds an SDXL pipeline's (the refiner's) conditioning
-from it; unCLIP's is ``engine.unclip.encode_text``. Written here because the WebUI's code needs its own model wrappers and compel's
-syntax differs (see ``extension/prompts.py``).
+from it; unCLIP's is ``engine.unclip.encode_text``. Written here because the WebUI's code needs its own model
+wrappers and compel's syntax differs (see ``extension/prompts.py``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ WEIGHT_DEFAULT = 1.0  # the engine's weight for an image given without one (Vari
 # English string translated in localizations/zh_CN.json.
 TEXT = {
     "prompt_placeholder": "Prompt (optional: steers the variations; empty = pure variation)",
-    "negative_placeholder": "Negative prompt (optional)",
+    "negative_prompt_placeholder": "Negative prompt (optional)",
     "generate": "Generate",
     "interrupt": "Interrupt",
     "skip": "Skip",
@@ -135,28 +135,22 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
         with gr.Row(elem_id=f"{TAB}_toprow", elem_classes=["reimagine-toprow"]):
             with gr.Column(scale=6, elem_id=f"{TAB}_prompt_container"):
                 # each box with its token counter laid over its top right corner, as txt2img's
-                with gr.Column(elem_classes=["reimagine-prompt-box"]):
-                    c["prompt"] = gr.Textbox(
-                        value=table["prompt"].default,  # a str value: the WebUI's paste converts to type(value)
-                        label=table["prompt"].label,
-                        show_label=False,
-                        lines=3,
-                        placeholder=TEXT["prompt_placeholder"],
-                        elem_id=f"{TAB}_prompt",
-                        elem_classes=["prompt"],
-                    )
-                    c["prompt_tokens"] = token_counter(c["prompt"], f"{TAB}_token_counter")
-                with gr.Column(elem_classes=["reimagine-prompt-box"]):
-                    c["negative_prompt"] = gr.Textbox(
-                        value=table["negative_prompt"].default,
-                        label=table["negative_prompt"].label,
-                        show_label=False,
-                        lines=3,
-                        placeholder=TEXT["negative_placeholder"],
-                        elem_id=f"{TAB}_neg_prompt",
-                        elem_classes=["prompt"],
-                    )
-                    c["negative_prompt_tokens"] = token_counter(c["negative_prompt"], f"{TAB}_negative_token_counter")
+                boxes = (
+                    ("prompt", "prompt", "token_counter"),
+                    ("negative_prompt", "neg_prompt", "negative_token_counter"),
+                )
+                for name, box_id, counter_id in boxes:
+                    with gr.Column(elem_classes=["reimagine-prompt-box"]):
+                        c[name] = gr.Textbox(
+                            value=table[name].default,  # a str value: the WebUI's paste converts to type(value)
+                            label=table[name].label,
+                            show_label=False,
+                            lines=3,
+                            placeholder=TEXT[f"{name}_placeholder"],
+                            elem_id=f"{TAB}_{box_id}",
+                            elem_classes=["prompt"],
+                        )
+                        c[f"{name}_tokens"] = token_counter(c[name], f"{TAB}_{counter_id}")
             with gr.Column(scale=1, elem_id=f"{TAB}_actions_column"):  # min_width 320 like txt2img (its overlay)
                 with gr.Row(elem_id=f"{TAB}_generate_box", elem_classes=["generate-box"]):
                     c["interrupt"] = gr.Button(
