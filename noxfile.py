@@ -5,8 +5,11 @@
 * ``lint``   - ruff check + ruff format --check
 * ``a1111``  - AUTOMATIC1111 1.10.1: Python 3.10, torch 2.1.2, its pins (gradio 3.41, transformers 4.30)
 * ``forge``  - Forge 2.x: Python 3.10, torch 2.3.1, its pins (gradio 4.40, transformers 4.46, pydantic 2)
-* ``latest`` - standalone users: Python 3.11, torch 2.14.1 (with Forge's diffusers/transformers pair)
-  plus the schema fuzzer (schemathesis) against the standalone app's REST API and the ``ray`` extra (tests/test_ray.py)
+* ``neo``    - Forge Neo (Haoming02/sd-webui-forge-classic, branch neo): Python 3.11, the newest torch the registry
+  serves here (2.14.1), gradio 3.43.2 installed first and then Neo's requirements.txt pins over it, as Neo's
+  launch_utils.py does (numpy 2.3, Pillow 12, pydantic 2.10, transformers 4.57, diffusers 0.37); plus the schema fuzzer
+* ``newest`` - standalone users: Python 3.13 and ``pip install ".[app,ray,test]"`` with no pins at all, exactly as a
+  user's install resolves that day (gradio 6, transformers 5, diffusers 0.42, numpy 2.4), the fuzzer and Ray included
 
 Disk: each environment is about 7 GB (the registry's torch is a CUDA build with its nvidia wheels). When the disk
 has less than ``KEEP_VENVS_MIN_FREE_GIB`` free (CI), pip's cache is not used and each session's environment is
@@ -45,7 +48,7 @@ def _version_key(bin_dir: str) -> tuple[int, ...]:
 
 _put_pyenv_versions_on_path()
 
-nox.options.sessions = ["lint", "a1111", "forge", "latest"]
+nox.options.sessions = ["lint", "a1111", "forge", "neo", "newest"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -53,8 +56,14 @@ nox.options.error_on_missing_interpreters = True
 # registry's builds are CUDA builds; they run on the CPU here.
 A1111_TORCH = ["torch==2.1.2", "torchvision==0.16.2"]
 FORGE_TORCH = ["torch==2.3.1", "torchvision==0.18.1"]
-LATEST_TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
-TEST_TOOLS = ["pytest==8.3.3", "pytest-timeout==2.3.1", "playwright==1.48.0", "setuptools>=64", "wheel"]
+TEST_TOOLS = [
+    "pytest==8.3.3",
+    "pytest-timeout==2.3.1",
+    "playwright==1.48.0",
+    "mktestdocs==0.2.5",
+    "setuptools>=64",
+    "wheel",
+]
 
 # Both WebUIs pin torchsde==0.2.6 (the DPM++ SDE samplers); scipy is its dependency.
 WEBUI_COMMON = ["torchsde==0.2.6", "scipy==1.11.4"]
@@ -90,30 +99,38 @@ FORGE = [
     "safetensors==0.4.2",
 ]
 
-# Standalone users (`python -m extension`, the gradio app): the newest torch on Python 3.11 with the diffusers /
-# transformers pair this suite is known to pass with (Forge's). transformers 5.x / diffusers 0.42 are not validated yet.
-LATEST = [
-    "transformers==4.46.1",
-    "diffusers==0.31.0",
-    "huggingface-hub==0.26.2",
-    "accelerate==0.31.0",
-    "safetensors==0.4.2",
-    "open-clip-torch==2.20.0",
-    "numpy==1.26.2",
-    "Pillow==9.5.0",
-    "gradio==4.40.0",
-    "pydantic==2.8.2",
-    "fastapi==0.104.1",
-    "httpx==0.24.1",
+# Forge Neo's pins: its requirements.txt (branch neo). Neo's launch_utils.py installs GRADIO_PACKAGE (gradio==3.43.2)
+# first and then `pip install -r requirements.txt`, which moves numpy/Pillow/fastapi/pydantic past gradio 3's own
+# bounds; _tests() installs in the same two steps. open-clip-torch and torchvision are not pinned by Neo.
+NEO_TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+NEO_GRADIO = ["gradio==3.43.2"]
+NEO = [
+    "accelerate==1.14.0",
+    "diffusers==0.37.1",
+    "fastapi==0.127.1",
+    "httpx==0.28.1",
+    "huggingface-hub==0.36.2",
+    "numpy==2.3.5",
+    "Pillow==12.3.0",
+    "pydantic==2.10.6",
+    "pydantic-core==2.27.2",
+    "safetensors==0.8.0",
+    "transformers==4.57.6",
+    "torchsde==0.2.6",
+    "open-clip-torch",
+    "scipy",
 ]
 
-# The schema fuzzer (tests/test_fuzz.py), in the latest session only: schemathesis 4 needs pydantic-2-era packages.
+# The schema fuzzer (tests/test_fuzz.py), in the pydantic-2 sessions (neo; newest gets it from the [test] extra): schemathesis 4 needs pydantic-2-era packages.
 # hypothesis is pinned: newer ones changed an internal that hypothesis-jsonschema 0.23.1 (schemathesis' pin) uses.
 FUZZ = ["schemathesis==4.3.18", "hypothesis==6.135.33"]
 
 # The optional `ray` extra (pyproject.toml), pinned: the newest Ray that installs on Python 3.11 here, and the newest
 # pyarrow that still accepts the WebUIs' numpy 1.26 (pyarrow 20+ needs numpy 2).
 RAY = ["ray[data]==2.60.0", "pyarrow==19.0.1"]
+
+# The newest Python every dependency (torch, ray, pyarrow) has wheels for.
+NEWEST_PYTHON = "3.13"
 
 # Below this much free disk, environments are not kept between sessions (see the module docstring). CI died with
 # "No space left on device" installing its second environment while the first one and pip's cache were kept.
@@ -142,9 +159,13 @@ def _disk_is_short(session: nox.Session) -> bool:
     return free_gib < KEEP_VENVS_MIN_FREE_GIB
 
 
-def _tests(session: nox.Session, torch: list[str], pins: list[str]) -> None:
+def _install_flags(session: nox.Session) -> list[str]:
+    return ["--no-cache-dir"] if _disk_is_short(session) else []
+
+
+def _run_suite(session: nox.Session) -> None:
+    """The whole suite (or the pytest arguments after ``--``), offline, in the session's environment."""
     short = _disk_is_short(session)
-    session.install(*(["--no-cache-dir"] if short else []), *torch, *pins, *WEBUI_COMMON, *TEST_TOOLS)
     env = {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -163,22 +184,37 @@ def _tests(session: nox.Session, torch: list[str], pins: list[str]) -> None:
             shutil.rmtree(session.virtualenv.location, ignore_errors=True)
 
 
+def _tests(session: nox.Session, torch: list[str], pins: list[str]) -> None:
+    session.install(*_install_flags(session), *torch, *pins, *WEBUI_COMMON, *TEST_TOOLS)
+    _run_suite(session)
+
+
 @nox.session(python="3.10")
 def a1111(session: nox.Session) -> None:
-    """The suite on AUTOMATIC1111 1.10.1's stack (Python 3.10, torch 2.1.2, gradio 3, transformers 4.30)."""
+    """The suite on AUTOMATIC1111 1.10.1's stack (Python 3.10, torch 2.1.2, gradio 3.41, transformers 4.30)."""
     _tests(session, A1111_TORCH, A1111)
 
 
 @nox.session(python="3.10")
 def forge(session: nox.Session) -> None:
-    """The suite on Forge 2.x's stack (Python 3.10, torch 2.3.1, gradio 4, transformers 4.46, pydantic 2)."""
+    """The suite on lllyasviel's Forge 2.x stack (Python 3.10, torch 2.3.1, gradio 4.40, transformers 4.46)."""
     _tests(session, FORGE_TORCH, FORGE)
 
 
 @nox.session(python="3.11")
-def latest(session: nox.Session) -> None:
-    """The suite on the stack standalone users get (Python 3.11, torch 2.14.1), plus the REST fuzzer and Ray Data."""
-    _tests(session, LATEST_TORCH, [*LATEST, *FUZZ, *RAY])
+def neo(session: nox.Session) -> None:
+    """The suite on Forge Neo's stack (Python 3.11, torch 2.14.1, gradio 3.43.2, Neo's requirements.txt pins)."""
+    flags = _install_flags(session)
+    session.install(*flags, *NEO_TORCH, *NEO_GRADIO)  # Neo: GRADIO_PACKAGE first ...
+    session.install(*flags, *NEO, *TEST_TOOLS, *FUZZ)  # ... then requirements.txt over it
+    _run_suite(session)
+
+
+@nox.session(python=NEWEST_PYTHON)
+def newest(session: nox.Session) -> None:
+    """The suite on what a standalone user's ``pip install ".[app,ray,test]"`` resolves today: no pins at all."""
+    session.install(*_install_flags(session), ".[app,ray,test]")
+    _run_suite(session)
 
 
 @nox.session(python="3.11")

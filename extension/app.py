@@ -128,7 +128,7 @@ def _free_port() -> int:
 def serve(port: int = 7861, models_dir: Path | Sequence[Path] | None = None, **kwargs: Any) -> int:
     """Run the app until Ctrl+C (``python -m extension serve``); returns the exit status."""
     running = start(port, models_dir, **kwargs)
-    models = running.host.all_models()
+    models = running.host.models()
     print(f"Reimagine: {len(models)} model(s) found in {', '.join(map(str, running.host.model_folders())) or '-'}")
     print(f"Reimagine: outputs go to {running.host.outdir}")
     print(f"Reimagine: open {running.url}")
