@@ -1,0 +1,87 @@
+"""What a model "source" string is: a checkpoint file, a diffusers folder, or a Hugging Face hub id."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelLoadError
+from .checkpoint import CHECKPOINT_SUFFIXES, file_identity
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved model source."""
+
+    type: str  # "file" | "folder" | "hub"
+    location: str  # resolved path, or the hub id
+
+    @property
+    def path(self) -> Path:
+        """The path (file/folder sources)."""
+        return Path(self.location)
+
+    @property
+    def name(self) -> str:
+        """Short display name: file stem, folder name, or hub id."""
+        if self.type == "file":
+            return self.path.stem
+        if self.type == "folder":
+            return self.path.name
+        return self.location
+
+    def identity(self) -> tuple:
+        """Cache identity: changes when the file (size/mtime) or the folder's model_index.json changes."""
+        if self.type == "file":
+            return ("file", *file_identity(self.path))
+        if self.type == "folder":
+            idx = self.path / "model_index.json"
+            try:
+                mtime = idx.stat().st_mtime_ns
+            except OSError:
+                mtime = 0
+            return ("folder", self.location, mtime)
+        return ("hub", self.location)
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub must not be contacted (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "on", "yes", "true"):
+            return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:
+        return False
+
+
+def resolve_source(source: str | os.PathLike[str]) -> Source:
+    """Classify ``source``; ModelLoadError for paths that do not exist (and are not hub ids) or unreadable folders."""
+    text = os.fspath(source).strip() if source is not None else ""
+    if not text:
+        raise ModelLoadError("No model selected")
+    p = Path(text).expanduser()
+    if p.is_file():  # absolute but not symlink-resolved: a .yaml / models/karlo next to a symlink counts
+        return Source("file", os.path.abspath(p))
+    if p.is_dir():
+        try:
+            names = os.listdir(p)
+        except OSError as e:
+            raise ModelLoadError(f"Cannot read model folder {p}: {e.strerror or e}") from None
+        if "model_index.json" not in names:
+            raise ModelLoadError(
+                f"{p} is not a diffusers model folder (it has no model_index.json); "
+                "choose a .safetensors/.ckpt file or a folder saved by diffusers"
+            )
+        return Source("folder", os.path.abspath(p))
+    if p.exists():
+        raise ModelLoadError(f"{p} is neither a file nor a folder")
+    if _HUB_ID.match(text) and not text.lower().endswith(CHECKPOINT_SUFFIXES) and not text.startswith("."):
+        return Source("hub", text)
+    raise ModelLoadError(f"Model file not found: {p}")

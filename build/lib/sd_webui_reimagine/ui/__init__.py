@@ -1,0 +1,10 @@
+"""Gradio user interface shared by the WebUI and the standalone app (the only core package besides ``webui`` that
+imports gradio).
+
+- :mod:`.tab`: the Reimagine tab; :mod:`.refine_tab`: the standalone "Refine" tab;
+- :mod:`.widgets`: controls made from a parameter of :mod:`extension.params`;
+- :mod:`.standalone`: the standalone app's host; :mod:`.compat`: gradio 3.41 / 4.40 differences.
+
+What the buttons do lives in :mod:`extension.runtime.jobs` (no gradio). Nothing here imports gradio at package
+import time.
+"""
