@@ -11,7 +11,9 @@ Where they run: a copy of the repository (the folder a user installs from) holdi
 
 * ``python``/``python3``/``pip`` are this test environment's (a ``bin/`` of wrappers first on ``PATH``);
 * ``pip install`` gets ``--no-index --no-build-isolation`` and ``python3 -m venv .venv`` makes the new venv see this
-  environment's packages (a ``.pth`` file): tests never download, and every dependency is already installed here;
+  environment's packages (a ``.pth`` file): tests never download, and every dependency is already installed here.
+  Where this environment is itself inconsistent by design (``pip check`` fails: Forge Neo installs gradio 3.43.2 and
+  then numpy 2 / Pillow 12 over its bounds), pip cannot resolve against it, so ``--no-deps`` is added there;
 * ``127.0.0.1:7860`` (a WebUI started with ``--api``) is the WebUI stand-in served by :mod:`tests.readme_webui`;
 * ``serve`` runs in the background on a free ``--port``, is probed over HTTP, then stopped with SIGINT;
 * Ray examples (only where Ray is installed): ``ray start --head`` with logical CPUs/GPUs stands for the multi-GPU
@@ -91,6 +93,7 @@ class UserDir:
     root: Path
     env: dict[str, str]
     network_log: Path
+    pip_extra: str = ""  # "--no-deps " where this environment fails `pip check` (see the module docstring)
     installed: bool = False
     done: set[str] = field(default_factory=set)
 
@@ -119,7 +122,7 @@ class UserDir:
 
 def rewrite(script: str, user: UserDir) -> str:
     """The changes listed in the module docstring (offline installs, the stand-in WebUI's port)."""
-    script = script.replace("pip install ", "pip install --no-index --no-build-isolation ")
+    script = script.replace("pip install ", f"pip install --no-index --no-build-isolation {user.pip_extra}")
     script = script.replace("python3 -m venv .venv", "python3 -m venv .venv && python3 .readme/see_site.py .venv")
     return script.replace("127.0.0.1:7860", f"127.0.0.1:{user.env.get('README_WEBUI_PORT', '7860')}")
 
@@ -172,7 +175,7 @@ def user(tiny, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserDir]:
     env = {
         **os.environ,
         "PATH": f"{helpers / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": f"{REPO / 'tests' / 'netguard_site'}{os.pathsep}{REPO}",
+        "PYTHONPATH": str(REPO / "tests" / "netguard_site"),
         "REIMAGINE_NETWORK_LOG": str(network_log),
         "REIMAGINE_CONFIG_ROOT": str(tiny.config_root),
         "HF_HUB_OFFLINE": "1",
@@ -181,7 +184,10 @@ def user(tiny, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserDir]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("REIMAGINE_MODELS", None)
-    yield UserDir(root, env, network_log)
+    consistent = (
+        subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, timeout=120).returncode == 0
+    )
+    yield UserDir(root, env, network_log, pip_extra="" if consistent else "--no-deps ")
 
 
 def block_starting(prefix: str) -> str:
@@ -305,7 +311,7 @@ def stand_in_webui(user: UserDir, tiny) -> Iterator[None]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.readme_webui", str(root), str(port)],
-        cwd=REPO, env={**user.env, "PYTHONPATH": user.env["PYTHONPATH"]}, stdout=subprocess.PIPE, text=True,
+        cwd=REPO, env=user.env, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "listening"
@@ -441,6 +447,7 @@ def test_no_command_outside_a_bash_block() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a block runs several commands, each a fresh process that loads torch and a model
 @pytest.mark.parametrize("block", bash_blocks(), ids=lambda b: first_command(b)[:60])
 def test_readme_block_runs(block: str, user: UserDir, request: pytest.FixtureRequest) -> None:
     runner = runner_for(block)

@@ -68,9 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
 def run_serve(args: argparse.Namespace) -> int:
     """``serve``: the standalone gradio app."""
     from ..app import serve
+    from ..loading.configs import config_root_from_env
 
     hosts = [name.strip() for name in args.allowed_hosts.split(",") if name.strip()]
-    return serve(port=args.port, models_dir=args.models_dir, listen=args.listen, allowed_hosts=hosts)
+    return serve(
+        port=args.port,
+        models_dir=args.models_dir,
+        listen=args.listen,
+        allowed_hosts=hosts,
+        config_root=config_root_from_env(),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ReimagineError
 from ..images import normalized
+from ..loading.configs import config_root_from_env
 from ..params import Param
 
 
@@ -69,8 +70,9 @@ def model_options(parser: argparse.ArgumentParser, model_help: str) -> None:
     parser.add_argument(
         "--config-root",
         type=Path,
-        default=None,
-        help="folder of config-only model folders for single files (default: the bundled configs)",
+        default=config_root_from_env(),
+        help="folder of config-only model folders for single files (default: $REIMAGINE_CONFIG_ROOT, else the "
+        "bundled configs)",
     )
 
 

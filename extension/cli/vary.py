@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -80,7 +81,8 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
         "--karlo-stats",
         type=Path,
         default=None,
-        help="ViT-L-14_stats.th for sd21-unclip-l (default: models/karlo/ next to the model's models folder)",
+        help="ViT-L-14_stats.th for sd21-unclip-l (default: karlo/ in the models folder: --models-dir, "
+        "$REIMAGINE_MODELS or ./models; else next to the model)",
     )
     add_param(parser, table["prompt"], "--prompt")
     add_param(parser, table["negative_prompt"], "--negative")
@@ -149,10 +151,14 @@ def settings_from_args(args: argparse.Namespace):
 
 def _load_unclip(args: argparse.Namespace):
     from ..loading import load_unclip
-    from ..loading.defaults import default_model
+    from ..loading.defaults import default_model, model_folders
 
     model = args.model or default_model("unclip", args.models_dir, config_root=args.config_root)
-    return load_unclip(model, config_root=args.config_root, karlo_stats=args.karlo_stats, device=args.device)
+    # models/karlo/ViT-L-14_stats.th of the folder searched for models (--models-dir, $REIMAGINE_MODELS, ./models)
+    models_dir = model_folders(args.models_dir, os.environ, Path.cwd())[0]
+    return load_unclip(
+        model, config_root=args.config_root, karlo_stats=args.karlo_stats, models_dir=models_dir, device=args.device
+    )
 
 
 def _weights(text: str | None, count: int) -> list[float] | None:

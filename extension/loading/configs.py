@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +13,21 @@ if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
 BUNDLED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_ROOT_ENV = "REIMAGINE_CONFIG_ROOT"
+"""Environment variable: a folder of config-only diffusers folders used instead of the bundled ``extension/configs``
+in the WebUI, the CLI and the app alike (tests and the real-WebUI harness use the tiny models' configs)."""
 TOKENIZER_DIR = "clip-tokenizer"  # ONE shared CLIP BPE: vocab.json + merges.txt
 
 
 def config_root(root: str | Path | None = None) -> Path:
     """``root`` or the bundled config folder."""
     return Path(root) if root is not None else BUNDLED_CONFIGS
+
+
+def config_root_from_env() -> Path | None:
+    """``$REIMAGINE_CONFIG_ROOT`` as a folder, if set (the one place that reads it)."""
+    value = os.environ.get(CONFIG_ROOT_ENV, "").strip()
+    return Path(value).expanduser() if value else None
 
 
 def config_dir(kind: str, root: str | Path | None = None) -> Path:

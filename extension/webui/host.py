@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import os
 import random
 import string
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..loading.configs import config_root_from_env
 from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
 
 log = logging.getLogger(__name__)
@@ -432,17 +432,7 @@ class WebUIHost(Host):
         return infotext_utils.image_from_url_text(items[index if 0 <= index < len(items) else 0])
 
 
-CONFIG_ROOT_ENV = "REIMAGINE_CONFIG_ROOT"
-"""Environment variable: a folder of config-only diffusers folders used instead of the bundled ``extension/configs``
-(tests and the acceptance harness use the tiny models' configs)."""
-
 _shared: WebUIHost | None = None
-
-
-def config_root_from_env() -> Path | None:
-    """``$REIMAGINE_CONFIG_ROOT`` as a folder, if set (the one place that reads it)."""
-    value = os.environ.get(CONFIG_ROOT_ENV, "").strip()
-    return Path(value).expanduser() if value else None
 
 
 def shared_host() -> WebUIHost:
