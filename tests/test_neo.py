@@ -27,7 +27,11 @@ NEO_KEYS = {"Refiner", "Refiner switch at"}
 
 
 def built_txt2img(webui: StubWebUI) -> Any:
-    """txt2img's script runner with every always-on script's UI built (ours and Neo's Refiner)."""
+    """txt2img's script runner with every always-on script's UI built (ours and Neo's Refiner, its accordion shown:
+    Settings -> Refiner -> "Display the Refiner Accordion")."""
+    from modules import shared
+
+    shared.opts.show_refiner = True
     webui.load_scripts()
     importlib.import_module("modules.ui_components")
     runner = webui.script_runner()

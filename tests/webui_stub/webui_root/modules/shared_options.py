@@ -202,13 +202,14 @@ options_templates.update(
 )
 
 if _stub.is_neo():
-    # Neo's defaults where they differ (modules/shared_options.py, branch neo): its own refiner's settings (section
-    # "Refiner"), "Don't Interrupt in the middle" off, a live preview every step, preview methods without "Full".
+    # Neo's defaults where they differ (modules/shared_options.py, branch neo, commit 04369e254cef7ad3b90b17b7a5b482d5
+    # 358f15cf): its own Refiner's settings (section "Refiner"; the accordion hidden by default there, shown by default
+    # in another copy of the file), "Don't Interrupt in the middle" off, a live preview every step, no "Full" preview.
     options_templates.update(
         options_section(
             ("refiner", "Refiner", "sd"),
             {
-                "show_refiner": OptionInfo(True, "Display the Refiner Accordion"),
+                "show_refiner": OptionInfo(False, "Display the Refiner Accordion"),
                 "refiner_fast_sd": OptionInfo(False, 'Reload "state_dict" Only'),
                 "refiner_use_steps": OptionInfo(False, 'Switch based on "steps" instead'),
                 "refiner_lora_replacement": OptionInfo("high_noise=low_noise\nhigh-noise=low-noise"),
