@@ -202,3 +202,37 @@ def test_both_refiners_on_each_runs_once(webui: StubWebUI, tiny: Any, tmp_path: 
         assert params["Refiner post-pass"] == "tiny-refiner"
         assert "Refiner post-pass error" not in params
     assert shared.sd_model.sd_checkpoint_info.name == "neo-refiner.safetensors"  # until the next batch reloads
+
+
+def test_a_video_base_is_not_refined_frame_by_frame(webui: StubWebUI, tmp_path: Path, monkeypatch) -> None:
+    """Neo's Wan models make video: the batch is the frames of one video, assembled before postprocess_image
+    (processing.py process_images_inner). The post-pass says why it does not run instead of refining frames."""
+    from modules import infotext_utils, processing, sd_models, shared
+
+    runner = built_txt2img(webui)
+    ours = scripts_by_title(runner)["Refiner post-pass"]
+    args = runner.default_script_args()
+    args[ours.args_from : ours.args_from + 2] = [True, "some-refiner"]
+    engine = importlib.import_module("sd_webui_reimagine.engine.refiner")
+    monkeypatch.setattr(engine, "refine", lambda *a, **k: pytest.fail("a video frame was refined"))
+    shared.sd_model = sd_models.StubSdModel()
+    shared.sd_model.is_wan = True
+    p = processing.StableDiffusionProcessingTxt2Img(
+        prompt="a cat",
+        seed=1,
+        steps=2,
+        width=64,
+        height=64,
+        batch_size=2,
+        do_not_save_samples=True,
+        outpath_samples=str(tmp_path),
+        outpath_grids=str(tmp_path),
+    )
+    p.scripts, p.script_args = runner, args
+    shared.state.begin(job="test")
+    try:
+        processed = processing.process_images(p)
+    finally:
+        shared.state.end()
+    params = infotext_utils.parse_generation_parameters(processed.infotexts[0])
+    assert "makes video" in params["Refiner post-pass error"]
