@@ -516,9 +516,11 @@ def test_the_job_size_reaches_the_memory_plan(webui, tiny, tmp_path):
     assert seen == [{"width": 512, "height": 640, "batch_size": 3}]
 
 
+@pytest.mark.parametrize("webui", ["a1111"], indirect=True)
 def test_no_model_loads_while_the_webui_loads_its_first_checkpoint(webui, tiny):
     """A1111 holds ``sd_models.model_data.lock`` while it loads its startup checkpoint (with ``load_state_dict``
-    patched process-wide); our pipeline is loaded only after the WebUI's thread let go of it."""
+    patched process-wide); our pipeline is loaded only after the WebUI's thread let go of it. (Forge Neo's
+    ``SdModelData`` has no lock: docs/webui-contract.md §12.)"""
     import importlib
     import threading
 
