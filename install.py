@@ -1,13 +1,15 @@
 """WebUI launch-time installer for sd-webui-reimagine.
 
-AUTOMATIC1111 and Forge run this file in a subprocess on *every* launch (``PYTHONPATH`` = the WebUI root, so
-``import launch`` works; only stdout is shown). Rules:
+AUTOMATIC1111, Forge and Forge Neo run this file in a subprocess on *every* launch (``PYTHONPATH`` = the WebUI root,
+so ``import launch`` works; only stdout is shown). Rules:
 
 * install only what is missing (``launch.is_installed``), so a satisfied launch makes no pip call at all and stays fast
   (no torch/diffusers import: versions are read with ``importlib.metadata``);
-* never install, upgrade or downgrade a package the WebUI pins with ``==`` in its ``requirements_versions.txt``: the
-  WebUI reinstalls its pins whenever they differ, so touching one causes a reinstall flip-flop on every start. Pinned
-  names are never passed to pip, and every pip call is constrained to the WebUI's pins so a dependency cannot move them;
+* never install, upgrade or downgrade a package the WebUI pins with ``==`` in its requirements file
+  (``$REQS_FILE``, else ``requirements_versions.txt`` for A1111/Forge and ``requirements.txt`` for Neo, which checks
+  it again *after* the extension installers): the WebUI reinstalls its pins whenever they differ, so touching one
+  causes a reinstall flip-flop on every start. Pinned names are never passed to pip, and every pip call is
+  constrained to the WebUI's pins so a dependency cannot move them;
 * a failure is reported on stdout and never aborts the WebUI's start.
 """
 
@@ -39,17 +41,24 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+REQUIREMENTS_NAMES = ("requirements_versions.txt", "requirements.txt")
+"""Where the WebUIs keep their pins: A1111 and Forge ``requirements_versions.txt``, Forge Neo ``requirements.txt``
+(each WebUI's ``REQS_FILE`` default in ``modules/launch_utils.py``)."""
+
+
 def requirements_files() -> list[Path]:
-    """Where the WebUI keeps its pins: ``$REQS_FILE`` (relative to the WebUI's cwd) and the WebUI root."""
-    candidates = [Path(os.environ.get("REQS_FILE", "requirements_versions.txt"))]
+    """The WebUI's pin files: ``$REQS_FILE`` (relative to the WebUI's cwd) and both names in the cwd and the root."""
+    candidates = [Path(os.environ["REQS_FILE"])] if os.environ.get("REQS_FILE") else []
+    candidates += [Path(name) for name in REQUIREMENTS_NAMES]
     launch_file = getattr(launch, "__file__", None)
     if launch_file:
-        candidates.append(Path(launch_file).resolve().parent / "requirements_versions.txt")
+        candidates += [Path(launch_file).resolve().parent / name for name in REQUIREMENTS_NAMES]
     return [path for path in dict.fromkeys(c.resolve() for c in candidates) if path.is_file()]
 
 
 def webui_pins(files: list[Path]) -> dict[str, str]:
-    """``{normalised name: "name==version"}`` for every ``==`` pin in the WebUI's requirement files."""
+    """``{normalised name: "name==version[; marker]"}`` for every ``==`` pin in the WebUI's requirement files (the
+    first file naming a package wins)."""
     pins: dict[str, str] = {}
     for path in files:
         try:
@@ -58,9 +67,12 @@ def webui_pins(files: list[Path]) -> dict[str, str]:
             continue
         for line in lines:
             line = line.split("#", 1)[0].strip()
-            match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([^\s;,]+)", line)
-            if match:
-                pins[normalize(match.group(1))] = f"{match.group(1)}=={match.group(2)}"
+            match = re.match(
+                r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([^\s;,]+)\s*(?:;\s*(\S.*))?$", line
+            )
+            if match and normalize(match.group(1)) not in pins:
+                marker = f"; {match.group(3).strip()}" if match.group(3) else ""
+                pins[normalize(match.group(1))] = f"{match.group(1)}=={match.group(2)}{marker}"
     return pins
 
 
@@ -118,22 +130,26 @@ def pip_install(spec: str, why: str, pins: dict[str, str]) -> None:
                 pass
 
 
+def to_install(pins: dict[str, str], missing: list[str]) -> list[tuple[str, str, str]]:
+    """The :data:`REQUIREMENTS` this launch passes to pip: the ``missing`` ones the WebUI does not pin."""
+    return [req for req in REQUIREMENTS if req[0] in missing and normalize(req[0]) not in pins]
+
+
 def main() -> int:
     """Install what is missing; print what was done or what is wrong; always return 0."""
-    pins: dict[str, str] | None = None  # read lazily: the satisfied path needs no file access
-    for dist, spec, why in REQUIREMENTS:
-        if launch.is_installed(dist):
-            if dist == "diffusers":
-                check_diffusers()
-            continue
-        if pins is None:
-            pins = webui_pins(requirements_files())
+    missing = [dist for dist, _spec, _why in REQUIREMENTS if not launch.is_installed(dist)]
+    if "diffusers" not in missing:
+        check_diffusers()
+    if not missing:
+        return 0  # the satisfied path reads no file
+    pins = webui_pins(requirements_files())
+    for dist in missing:
         if normalize(dist) in pins:
             # The WebUI pins it and installs it itself (it is only missing under --skip-install or a broken venv).
             print(
                 f"[{EXTENSION}] {dist} is missing but pinned by the WebUI ({pins[normalize(dist)]}); not touching it."
             )
-            continue
+    for _dist, spec, why in to_install(pins, missing):
         pip_install(spec, why, pins)
     return 0
 

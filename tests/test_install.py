@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.webui_stub.pins import INSTALLED_EXTRA, REQUIREMENTS, pinned
+from tests.webui_stub.pins import INSTALLED_EXTRA, NEO_REQUIREMENTS_PATH, REQUIREMENTS, REQUIREMENTS_FILE, pinned
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_PY = REPO / "install.py"
@@ -36,7 +36,8 @@ class Run:
 
 
 class FakeWebUI:
-    """A WebUI root (stand-in launch.py + requirements_versions.txt) and a fake site folder of installed packages."""
+    """A WebUI root (stand-in launch.py + the WebUI's pin file: requirements_versions.txt, Neo requirements.txt) and a
+    fake site folder of installed packages."""
 
     def __init__(self, tmp_path: Path, flavour: str) -> None:
         self.flavour = flavour
@@ -46,7 +47,7 @@ class FakeWebUI:
         self.root.mkdir()
         self.site.mkdir()
         shutil.copy(STUB_LAUNCH, self.root / "launch.py")
-        (self.root / "requirements_versions.txt").write_text(REQUIREMENTS[flavour], encoding="utf-8")
+        (self.root / REQUIREMENTS_FILE[flavour]).write_text(REQUIREMENTS[flavour], encoding="utf-8")
 
     def install(self, name: str, version: str) -> None:
         """Declare a distribution as installed."""
@@ -98,7 +99,7 @@ def normalized_pins(flavour: str) -> set[str]:
     return {re.sub(r"[-_.]+", "-", name).lower() for name in pinned(flavour)}
 
 
-@pytest.fixture(params=["a1111", "forge"])
+@pytest.fixture(params=["a1111", "forge", "neo"])
 def webui(request: pytest.FixtureRequest, tmp_path: Path) -> FakeWebUI:
     return FakeWebUI(tmp_path, request.param)
 
@@ -150,8 +151,8 @@ def test_a_pinned_package_is_never_named_in_a_pip_command(webui: FakeWebUI, inst
         assert not set(named_requirements(call["command"])) & pins, call
         for name in pins:
             assert not re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", call["command"], re.IGNORECASE), call
-    if webui.flavour == "forge":
-        assert all("diffusers" not in call["command"] for call in calls)  # Forge pins diffusers==0.31.0
+    if webui.flavour in ("forge", "neo"):
+        assert all("diffusers" not in call["command"] for call in calls)  # Forge pins 0.31.0, Neo 0.37.1
     else:
         assert any(call["command"].startswith("install diffusers==0.31.0") for call in calls)
     assert all(run.returncode == 0 for run in runs)
@@ -236,3 +237,85 @@ def test_satisfied_run_in_the_real_environment_makes_no_pip_call_and_imports_not
     assert "launch" in imported
     heavy = {name for name in imported if name.split(".")[0] in {"torch", "diffusers", "transformers", "gradio"}}
     assert not heavy, sorted(heavy)
+
+
+# --- Forge Neo: requirements.txt, re-checked after the extension installers ----------------------------------------
+
+
+def test_neo_pins_are_a_verbatim_copy_of_its_requirements_txt() -> None:
+    """tests/fixtures/neo-requirements.txt is Neo's file (branch neo, commit 1e8cfbc1): its pins as read there."""
+    text = NEO_REQUIREMENTS_PATH.read_text(encoding="utf-8")
+    assert text.splitlines()[-1] == "torch" and 'audioop-lts==0.2.2;python_version>="3.13"' in text.splitlines()
+    pins = pinned("neo")
+    assert (pins["diffusers"], pins["transformers"], pins["numpy"], pins["pydantic"]) == (
+        "0.37.1",
+        "4.57.6",
+        "2.3.5",
+        "2.10.6",
+    )
+    assert pins["torchsde"] == "0.2.6" and "gradio" not in pins
+
+
+def test_neo_with_its_venv_makes_no_pip_call(tmp_path: Path) -> None:
+    """Neo's requirements.txt in the WebUI root and Neo's venv: install.py calls run_pip zero times, prints nothing."""
+    fake = FakeWebUI(tmp_path, "neo")
+    fake.install_webui_packages()
+    assert not (fake.root / "requirements_versions.txt").exists()
+    for _ in range(2):
+        run = fake.run()
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert run.pip_calls == []
+        assert run.stdout == ""
+
+
+@pytest.mark.parametrize("where", ["root", "REQS_FILE"])
+def test_neo_missing_pinned_package_is_left_to_neo(tmp_path: Path, where: str) -> None:
+    """diffusers missing from Neo's venv (e.g. after --skip-install): Neo pins diffusers==0.37.1 in requirements.txt
+    and installs it itself after the extension installers; installing our 0.31.0 would make requirements_met() fail
+    and flip-flop on every start. So: no pip call, and the user is told why."""
+    fake = FakeWebUI(tmp_path, "neo")
+    fake.install_webui_packages()
+    shutil.rmtree(next(fake.site.glob("diffusers-*.dist-info")))
+    env = None
+    if where == "REQS_FILE":  # the file elsewhere, named by $REQS_FILE (relative to the WebUI's cwd)
+        (fake.root / "requirements.txt").rename(fake.root / "my-reqs.txt")
+        env = {"REQS_FILE": "my-reqs.txt"}
+    run = fake.run(extra_env=env)
+    assert run.returncode == 0
+    assert run.pip_calls == []
+    assert "diffusers is missing but pinned by the WebUI (diffusers==0.37.1); not touching it." in run.stdout
+
+
+def test_neo_pip_calls_are_constrained_to_its_pins(tmp_path: Path) -> None:
+    """A requirement Neo does not pin (none today; simulated by dropping torchsde from its file) is installed under
+    every Neo pin as a constraint, environment markers kept."""
+    fake = FakeWebUI(tmp_path, "neo")
+    text = REQUIREMENTS["neo"].replace("torchsde==0.2.6\n", "")
+    (fake.root / "requirements.txt").write_text(text, encoding="utf-8")
+    fake.install_webui_packages()
+    shutil.rmtree(next(fake.site.glob("torchsde-*.dist-info")))
+    (call,) = fake.run().pip_calls
+    assert named_requirements(call["command"]) == ["torchsde"]
+    constraints = set(call["constraints"].splitlines())
+    assert {"diffusers==0.37.1", "numpy==2.3.5", "transformers==4.57.6"} <= constraints
+    assert 'audioop-lts==0.2.2; python_version>="3.13"' in constraints
+
+
+def test_our_requirements_never_reach_pip_at_another_version_than_neos() -> None:
+    """Whatever is missing, what install.py hands to pip never names a package Neo pins (any version): REQUIREMENTS
+    that Neo pins (diffusers, torchsde) are left to Neo."""
+    sys.path.insert(0, str(STUB_LAUNCH.parent))
+    try:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("reimagine_install", INSTALL_PY)
+        install = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(install)
+    finally:
+        sys.path.remove(str(STUB_LAUNCH.parent))
+        sys.modules.pop("launch", None)
+    pins = install.webui_pins([NEO_REQUIREMENTS_PATH])
+    every = [dist for dist, _spec, _why in install.REQUIREMENTS]
+    neo = {install.normalize(name): version for name, version in pinned("neo").items()}
+    for _dist, spec, _why in install.to_install(pins, every):
+        assert not set(named_requirements(f"install {spec}")) & set(neo), spec

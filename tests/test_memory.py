@@ -204,6 +204,53 @@ def test_forge_flags(argv, expected):
     assert flags_from_args(a1111_parser().parse_args([]), forge_parser().parse_args(argv)) == expected
 
 
+def neo_parser() -> argparse.ArgumentParser:
+    """The memory/precision arguments of Forge Neo's ``backend/args.py`` (branch neo, commit 089030f1), ComfyUI's
+    names; Neo's ``shared.cmd_opts`` has no --medvram/--precision/--no-half-vae (its parser is this one)."""
+    p = argparse.ArgumentParser()
+    vram = p.add_mutually_exclusive_group()
+    for name in ("gpu-only", "highvram", "normalvram", "lowvram", "novram", "cpu"):
+        vram.add_argument(f"--{name}", action="store_true")
+    fp = p.add_mutually_exclusive_group()
+    fp.add_argument("--force-fp32", action="store_true")
+    fp.add_argument("--force-fp16", action="store_true")
+    unet = p.add_mutually_exclusive_group()
+    for name in ("fp32-unet", "bf16-unet", "fp16-unet"):
+        unet.add_argument(f"--{name}", action="store_true")
+    vae = p.add_mutually_exclusive_group()
+    for name in ("fp32-vae", "bf16-vae", "fp16-vae"):
+        vae.add_argument(f"--{name}", action="store_true")
+    for name in ("cpu-vae", "disable-smart-memory", "pin-shared-memory"):
+        p.add_argument(f"--{name}", action="store_true")
+    p.add_argument("--reserve-vram", type=float, default=None)
+    return p
+
+
+NEO_CASES = [
+    ([], NONE),
+    (["--normalvram", "--reserve-vram", "1.5", "--cpu-vae"], NONE),
+    (["--lowvram"], F(lowvram=True)),
+    (["--novram"], F(lowvram=True)),
+    (["--disable-smart-memory"], F(medvram=True)),
+    (["--gpu-only"], F(always_gpu=True)),
+    (["--highvram"], F(always_gpu=True)),
+    (["--cpu"], F(use_cpu=True)),
+    (["--pin-shared-memory"], F(pin_memory=True)),
+    (["--force-fp32"], F(no_half=True)),
+    (["--fp32-unet"], F(no_half=True)),
+    (["--bf16-unet"], F(bf16=True)),
+    (["--bf16-vae"], F(bf16=True)),
+    (["--fp32-vae"], F(no_half_vae=True)),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), NEO_CASES)
+def test_neo_flags(argv, expected):
+    # Neo: cmd_opts and backend.args.args come from the same parser; our host passes both
+    namespace = neo_parser().parse_args(argv)
+    assert flags_from_args(namespace, namespace) == expected
+
+
 def test_flags_from_a_namespace_missing_fields():
     assert flags_from_args(argparse.Namespace()) == NONE
     assert flags_from_args(None, None, bf16=True) == F(bf16=True)
@@ -469,9 +516,11 @@ def test_the_job_size_reaches_the_memory_plan(webui, tiny, tmp_path):
     assert seen == [{"width": 512, "height": 640, "batch_size": 3}]
 
 
+@pytest.mark.parametrize("webui", ["a1111"], indirect=True)
 def test_no_model_loads_while_the_webui_loads_its_first_checkpoint(webui, tiny):
     """A1111 holds ``sd_models.model_data.lock`` while it loads its startup checkpoint (with ``load_state_dict``
-    patched process-wide); our pipeline is loaded only after the WebUI's thread let go of it."""
+    patched process-wide); our pipeline is loaded only after the WebUI's thread let go of it. (Forge Neo's
+    ``SdModelData`` has no lock: docs/webui-contract.md §12.)"""
     import importlib
     import threading
 

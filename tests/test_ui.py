@@ -773,6 +773,7 @@ def test_webui_interrupt_after_current_batch_then_immediately(
     webui.load_scripts()
     from modules import shared
 
+    shared.opts.interrupt_after_current = True  # "Don't Interrupt in the middle": A1111/Forge default, off in Neo
     host = _stub_host(monkeypatch)
     fake = FakeEngine()
     fake.at(0, 1, host.interrupt)  # first click during a 3-batch run: "Don't Interrupt in the middle"

@@ -118,7 +118,11 @@ def test_options(webui: StubWebUI) -> None:
     assert changed == [1, 2]
     assert (shared.opts.samples_save, shared.opts.samples_format, shared.opts.enable_pnginfo) == (True, "png", True)
     assert shared.opts.outdir_samples == ""
-    assert shared.cmd_opts.api_auth is None and shared.cmd_opts.ckpt_dir is None
+    assert shared.cmd_opts.api_auth is None
+    if webui.is_neo:  # Neo: --ckpt-dirs (append) replaced --ckpt-dir (sd_models.py iterates cmd_opts.ckpt_dirs)
+        assert shared.cmd_opts.ckpt_dirs == [] and not hasattr(shared.cmd_opts, "ckpt_dir")
+    else:
+        assert shared.cmd_opts.ckpt_dir is None
 
 
 def test_save_image_writes_parameters_chunk(webui: StubWebUI, tmp_path: Path) -> None:
@@ -300,6 +304,15 @@ def test_model_memory_calls(each_webui: StubWebUI) -> None:
     assert sd_models.get_closet_checkpoint_match("base").name_for_extra == "base"
     model = sd_models.StubSdModel(sd_models.checkpoints_list["base.safetensors"])
     shared.sd_model = model
+    if each_webui.is_neo:
+        # Neo's sd_models.py (030519a0) has no send_model_to_cpu/device/trash, reload_model_weights
+        for gone in ("send_model_to_cpu", "send_model_to_device", "send_model_to_trash", "reload_model_weights"):
+            assert not hasattr(sd_models, gone), gone
+        sd_models.unload_model_weights()
+        from backend import memory_management
+
+        assert [c[0] for c in memory_management.calls][:2] == ["unload_all_models", "free_memory"]
+        return
     sd_models.send_model_to_cpu(model)
     sd_models.send_model_to_device(model)
     sd_models.unload_model_weights()

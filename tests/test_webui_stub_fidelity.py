@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.webui_stub.fixture import GRADIO_MAJOR_OF, StubWebUI, installed_gradio_major
+from tests.webui_stub.fixture import GRADIO_MAJORS_OF, StubWebUI, installed_gradio_major
 from tests.webui_stub.fixture import webui as webui  # noqa: F401 -- pytest fixture
 
 SCRIPTS = textwrap.dedent(
@@ -141,6 +141,11 @@ def test_saved_outputs_are_served_from_their_saved_path(webui: StubWebUI, tmp_pa
         # gradio 3: the same override serves the saved file
         assert fullfn in str(value[0]["name"] if isinstance(value[0], dict) else value[0])
         return
+    if webui.is_neo and int(gr.__version__.split(".")[0]) < 4:
+        # Neo's override is gradio 4's only: on gradio 3 the gallery gets gradio's own temp copy
+        name = str(value[0]["name"] if isinstance(value[0], dict) else value[0])
+        assert fullfn not in name and Path(name.split("?")[0]).is_file()
+        return
     path = value.root[0].image.path
     assert path.split("?")[0] == fullfn and ui_tempdir.check_tmp_file(demo, fullfn)
     from gradio import processing_utils
@@ -150,14 +155,19 @@ def test_saved_outputs_are_served_from_their_saved_path(webui: StubWebUI, tmp_pa
 
 
 def test_no_impossible_flavour_gradio_pair() -> None:
-    """A1111 v1.10.1 pins gradio 3.41.2, Forge 4.40.0 (their requirements_versions.txt): the other pair is skipped."""
+    """A1111 v1.10.1 pins gradio 3.41.2, Forge 4.40.0 (their requirements_versions.txt), Neo installs 4.40.0
+    (launch_utils.py ``GRADIO_PACKAGE``; the neo test environment has 3.43.2): any other pair is skipped."""
     from tests.webui_stub.fixture import skip_impossible_pair
-    from tests.webui_stub.pins import pinned
+    from tests.webui_stub.pins import GRADIO_PACKAGE, pinned
 
-    assert {f: int(pinned(f)["gradio"].split(".")[0]) for f in GRADIO_MAJOR_OF} == GRADIO_MAJOR_OF
+    for flavour in ("a1111", "forge"):
+        assert f"gradio=={pinned(flavour)['gradio']}" == GRADIO_PACKAGE[flavour]
+    assert "gradio" not in pinned("neo")  # Neo's requirements.txt leaves gradio to launch_utils.py
+    for flavour, package in GRADIO_PACKAGE.items():
+        assert int(package.split("==")[1].split(".")[0]) in GRADIO_MAJORS_OF[flavour]
     major = installed_gradio_major()
-    for flavour, needs in GRADIO_MAJOR_OF.items():
-        if needs == major:
+    for flavour, majors in GRADIO_MAJORS_OF.items():
+        if major in majors:
             skip_impossible_pair(flavour)  # runs
         else:
             with pytest.raises(pytest.skip.Exception):

@@ -248,32 +248,35 @@ def flags_from_args(cmd_opts: Any, forge_args: Any = None, *, bf16: bool = False
 
     ``cmd_opts``: A1111's ``modules.shared.cmd_opts`` (``modules/cmd_args.py``: ``medvram``, ``medvram_sdxl``,
     ``lowvram``, ``no_half``, ``no_half_vae``, ``upcast_sampling``, ``precision`` in {"full", "autocast"},
-    ``use_cpu`` a list of module names, "all" or "sd" meaning ours). ``forge_args``: Forge's ``backend.args.args``
-    (``backend/args.py``: ``always_gpu``, ``always_high_vram``, ``always_low_vram``, ``always_no_vram``,
+    ``use_cpu`` a list of module names, "all" or "sd" meaning ours). ``forge_args``: the ``backend.args.args`` of
+    Forge 2 (``backend/args.py``: ``always_gpu``, ``always_high_vram``, ``always_low_vram``, ``always_no_vram``,
     ``always_cpu``, ``always_offload_from_vram``, ``pin_shared_memory``, ``all_in_fp32``, ``unet_in_bf16``,
-    ``vae_in_fp32``, ``vae_in_bf16``). Missing attributes count as unset.
+    ``vae_in_fp32``, ``vae_in_bf16``) or of Forge Neo, whose flags are ComfyUI's (docs/webui-contract.md §12:
+    ``gpu_only``/``highvram`` keep models in VRAM, ``lowvram``/``novram`` split or stream them,
+    ``disable_smart_memory`` offloads to RAM after use, ``cpu`` runs everything on the CPU, ``force_fp32`` /
+    ``fp32_unet`` / ``fp32_vae`` / ``bf16_unet`` / ``bf16_vae`` choose dtypes, ``pin_shared_memory``). Missing
+    attributes count as unset.
     """
     use_cpu = _get(cmd_opts, "use_cpu", []) or []
     if isinstance(use_cpu, str):
         use_cpu = [use_cpu]
     use_cpu = {str(name).lower() for name in use_cpu}
+
+    def backend(*names: str) -> bool:
+        return any(_get(forge_args, name) for name in names)
+
     return MemoryFlags(
-        medvram=bool(_get(cmd_opts, "medvram") or _get(forge_args, "always_offload_from_vram")),
+        medvram=bool(_get(cmd_opts, "medvram")) or backend("always_offload_from_vram", "disable_smart_memory"),
         medvram_sdxl=bool(_get(cmd_opts, "medvram_sdxl")),
-        lowvram=bool(
-            _get(cmd_opts, "lowvram") or _get(forge_args, "always_low_vram") or _get(forge_args, "always_no_vram")
-        ),
-        always_gpu=bool(_get(forge_args, "always_gpu") or _get(forge_args, "always_high_vram")),
-        use_cpu=bool({"all", "sd"} & use_cpu) or bool(_get(forge_args, "always_cpu")),
-        no_half=bool(
-            _get(cmd_opts, "no_half")
-            or _get(cmd_opts, "precision", "autocast") == "full"
-            or _get(forge_args, "all_in_fp32")
-        ),
-        no_half_vae=bool(_get(cmd_opts, "no_half_vae") or _get(forge_args, "vae_in_fp32")),
-        bf16=bool(bf16 or _get(forge_args, "unet_in_bf16") or _get(forge_args, "vae_in_bf16")),
+        lowvram=bool(_get(cmd_opts, "lowvram")) or backend("always_low_vram", "always_no_vram", "lowvram", "novram"),
+        always_gpu=backend("always_gpu", "always_high_vram", "gpu_only", "highvram"),
+        use_cpu=bool({"all", "sd"} & use_cpu) or backend("always_cpu", "cpu"),
+        no_half=bool(_get(cmd_opts, "no_half") or _get(cmd_opts, "precision", "autocast") == "full")
+        or backend("all_in_fp32", "force_fp32", "fp32_unet"),
+        no_half_vae=bool(_get(cmd_opts, "no_half_vae")) or backend("vae_in_fp32", "fp32_vae"),
+        bf16=bool(bf16) or backend("unet_in_bf16", "vae_in_bf16", "bf16_unet", "bf16_vae"),
         upcast_sampling=bool(_get(cmd_opts, "upcast_sampling")),
-        pin_memory=bool(_get(forge_args, "pin_shared_memory")),
+        pin_memory=backend("pin_shared_memory"),
     )
 
 

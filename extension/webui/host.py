@@ -1,5 +1,5 @@
 """The WebUI as a :class:`~extension.runtime.host.Host`: its queue, progress bar, state, output panel, saving, settings,
-model folders and memory handling (AUTOMATIC1111 1.10 and Forge 2; docs/webui-contract.md §4–§6).
+model folders and memory handling (AUTOMATIC1111 1.10, Forge 2 and Forge Neo; docs/webui-contract.md §4–§6, §12).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import importlib.util
 import logging
 import random
 import string
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ OUTPUT_SUBDIR = "reimagine-images"
 
 
 def is_forge() -> bool:
-    """Whether this WebUI is Forge (its ``backend`` package with ``memory_management``)."""
+    """Whether this WebUI is Forge 2 or Forge Neo (its ``backend`` package with ``memory_management``; Neo has no
+    ``sd_models.send_model_to_cpu``/``send_model_to_device`` any more, so the A1111 path must never run there)."""
     try:
         return importlib.util.find_spec("backend.memory_management") is not None
     except (ImportError, ValueError):
@@ -192,13 +194,16 @@ class WebUIHost(Host):
 
     # -- settings --------------------------------------------------------------------------------------------------
     def model_folders(self) -> list[Path]:
-        """``models/Stable-diffusion``, ``--ckpt-dir`` and the folders of the "Reimagine" settings."""
+        """``models/Stable-diffusion``, ``--ckpt-dir`` (Neo: every ``--ckpt-dirs``) and the folders of the "Reimagine"
+        settings."""
         from modules import sd_models, shared
 
         folders = [Path(sd_models.model_path)]
         ckpt_dir = getattr(shared.cmd_opts, "ckpt_dir", None)
         if ckpt_dir:
             folders.append(Path(ckpt_dir))
+        for ckpt_dirs in getattr(shared.cmd_opts, "ckpt_dirs", None) or []:  # Neo: --ckpt-dirs, repeatable
+            folders.append(Path(ckpt_dirs))
         for line in str(opt(OPT_MODELS_DIRS, "") or "").splitlines():
             if line.strip():
                 folders.append(Path(line.strip()).expanduser())
@@ -328,12 +333,17 @@ class WebUIHost(Host):
             from backend import memory_management
 
             # Forge's own way first: unload its models, last loaded first, until ``needed`` bytes are free
-            # (backend/memory_management.py free_memory(memory_required, device)); everything only if that was short
-            memory_management.free_memory(needed, self.device())
+            # (backend/memory_management.py free_memory(memory_required, device)); everything only if that was short.
+            # Neo: never the UNet its built-in Refiner must put the main weights back into (see _neo_refiner_unet).
+            keep = _neo_refiner_unet(memory_management)
+            memory_management.free_memory(needed, self.device(), **({"keep_loaded": keep} if keep else {}))
             after = self.free_device_memory()
             if after is not None and after >= needed:
                 return FORGE_UNLOADED
-            memory_management.unload_all_models()
+            if keep:
+                memory_management.free_memory(1e30, self.device(), keep_loaded=keep)
+            else:
+                memory_management.unload_all_models()
             memory_management.soft_empty_cache()
             return FORGE_UNLOADED  # Forge loads its models back on demand; ours must leave the GPU after the run
         from modules import sd_models
@@ -448,6 +458,23 @@ def release_shared_host() -> None:
     """Drop the shared host's loaded pipelines and free their memory (nothing to do before the first use)."""
     if _shared is not None:
         _shared.release()
+
+
+def _neo_refiner_unet(memory_management: Any) -> list[Any]:
+    """Forge Neo: the UNet entries of ``memory_management.current_loaded_models`` while its built-in Refiner has
+    swapped the UNet's weights in place (setting "Reload state_dict Only": ``sd_samplers_common.ORIGINAL_CHECKPOINT``
+    is set). Its ``postprocess`` finds that entry again to load the main checkpoint's weights back, and fails with
+    ``UnboundLocalError`` when it is gone (``free_memory`` removes what it unloads from the list), leaving the
+    refiner's weights in the main model (docs/webui-contract.md §12). Empty everywhere else."""
+    common = sys.modules.get("modules.sd_samplers_common")
+    if common is None or getattr(common, "ORIGINAL_CHECKPOINT", None) is None:
+        return []
+    try:
+        from backend.patcher.unet import UnetPatcher
+    except ImportError:
+        return []
+    loaded = getattr(memory_management, "current_loaded_models", None) or []
+    return [entry for entry in loaded if isinstance(getattr(entry, "model", None), UnetPatcher)]
 
 
 def _wait_for_startup_model_load() -> None:

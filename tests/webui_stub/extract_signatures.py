@@ -6,6 +6,9 @@ Run against unmodified checkouts (nothing is imported from them; the files are p
         > tests/webui_stub/real_signatures.json
 
 A1111 at tag v1.10.1 (82a973c0) and Forge at dfdcbab6 (https://github.com/lllyasviel/stable-diffusion-webui-forge).
+Forge Neo (branch ``neo`` of https://github.com/Haoming02/sd-webui-forge-classic): its section was read file by file
+(no checkout was at hand; each file's commit is recorded under ``files``) and is kept as it is unless ``--neo
+CHECKOUT`` is given, which extracts it like the others (``NEO_TARGETS``).
 Each entry is a list of parameters ``[name, kind, has_default]`` (kind as ``inspect.Parameter.kind.name``); only
 facts, no code. ``tests/test_webui_conformance.py`` compares them with the stand-in's ``inspect.signature``.
 """
@@ -79,6 +82,26 @@ FORGE_ONLY: dict[str, list[str]] = {
     "ui_components": ["InputAccordionImpl.__init__"],
     "../backend/memory_management": ["get_torch_device", "soft_empty_cache", "unload_all_models"],
 }
+
+
+NEO_ONLY: dict[str, list[str]] = {
+    "../backend/memory_management": [
+        "get_torch_device",
+        "soft_empty_cache",
+        "unload_all_models",
+        "free_memory",
+        "get_free_memory",
+    ],
+    "sd_models": ["unload_model_weights", "checkpoint_tiles", "get_closet_checkpoint_match", "list_models"],
+    "processing_scripts/refiner": [
+        "ScriptRefiner.title",
+        "ScriptRefiner.show",
+        "ScriptRefiner.ui",
+        "ScriptRefiner.setup",
+        "ScriptRefiner.postprocess",
+    ],
+}
+"""Neo: also its memory manager's, checkpoint registry's and built-in Refiner's signatures."""
 
 
 def _params(args: ast.arguments, *, drop_self: bool) -> list[list]:
@@ -163,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a1111", type=Path, required=True, help="checkout of A1111 v1.10.1")
     parser.add_argument("--forge", type=Path, required=True, help="checkout of Forge dfdcbab6")
+    parser.add_argument("--neo", type=Path, help="checkout of Forge Neo (branch neo); else its section is kept")
     args = parser.parse_args()
     data = {
         "a1111": {"commit": _commit(args.a1111, A1111_COMMIT), "signatures": extract(args.a1111, TARGETS)},
@@ -173,6 +197,13 @@ def main() -> None:
             ),
         },
     }
+    if args.neo:
+        head = subprocess.run(["git", "-C", str(args.neo), "rev-parse", "HEAD"], capture_output=True, text=True)
+        targets = {**TARGETS, **{k: TARGETS.get(k, []) + v for k, v in NEO_ONLY.items()}}
+        data["neo"] = {"commit": head.stdout.strip() or "unknown", "signatures": extract(args.neo, targets)}
+    else:
+        current = json.loads((Path(__file__).parent / "real_signatures.json").read_text(encoding="utf-8"))
+        data["neo"] = current["neo"]
     print(json.dumps(data, indent=1, sort_keys=True))
 
 

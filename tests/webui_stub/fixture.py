@@ -3,16 +3,18 @@
 Use (tests/conftest.py re-exports them: ``from tests.webui_stub.fixture import each_webui, webui``; a test module may
 also import them directly the same way)::
 
-    def test_x(webui):                                   # A1111 v1.10.1 in the a1111 env, Forge in the forge env
+    def test_x(webui):                                   # A1111 v1.10.1 in the a1111 env, Forge in the forge env,
+                                                         # Forge Neo in the neo env (see default_flavour)
         webui.load_scripts()                             # loads extensions/sd-webui-reimagine/scripts/*.py like A1111
         from modules import script_callbacks, shared    # the stand-in's modules, fresh for this test
         tabs = script_callbacks.ui_tabs_callback()
 
-    @pytest.mark.parametrize("webui", ["a1111", "forge"], indirect=True)
+    @pytest.mark.parametrize("webui", ["a1111", "forge", "neo"], indirect=True)
     def test_y(webui): ...                               # or use the ``each_webui`` fixture
 
 ``webui.root`` is a temporary WebUI folder (script_path = data_path) with ``extensions/sd-webui-reimagine`` -> the
-repository, ``models/Stable-diffusion``, ``models/karlo``, ``outputs`` and the flavour's ``requirements_versions.txt``. After the test every stand-in module
+repository, ``models/Stable-diffusion``, ``models/karlo``, ``outputs`` and the flavour's requirements file
+(``requirements_versions.txt``; Neo: ``requirements.txt``). After the test every stand-in module
 (``modules*``, ``launch``, ``backend*``) and the extension's core (``sd_webui_reimagine*``) is removed from
 ``sys.modules``, ``sys.path`` is restored, and ``torch.load`` / gradio patches are undone.
 """
@@ -34,25 +36,44 @@ WEBUI_ROOT = STUB_DIR / "webui_root"
 """Folder holding the stand-in ``modules`` package and ``launch.py`` (the WebUI's script_path on sys.path)."""
 FORGE_ROOT = STUB_DIR / "forge_root"
 """Folder holding Forge's ``backend`` package (on sys.path only for the forge flavour)."""
+NEO_ROOT = STUB_DIR / "neo_root"
+"""Folder holding Forge Neo's ``backend`` package (its own memory manager and flags; on sys.path only for neo)."""
 REPO_ROOT = STUB_DIR.parents[1]
 EXTENSION_DIRNAME = "sd-webui-reimagine"
 CORE_MODULE = "sd_webui_reimagine"
-FLAVOURS = ("a1111", "forge")
+FLAVOURS = ("a1111", "forge", "neo")
 _OWNED = ("modules", "launch", "backend", CORE_MODULE)
 
 
+def _major(distribution: str) -> int | None:
+    """Major version of an installed distribution, or None."""
+    import importlib.metadata
+
+    try:
+        return int(importlib.metadata.version(distribution).split(".")[0])
+    except Exception:
+        return None
+
+
 def default_flavour() -> str:
-    """``$WEBUI_STUB_FLAVOUR``, else the WebUI this environment's packages belong to (gradio 4 = Forge)."""
+    """``$WEBUI_STUB_FLAVOUR``, else the WebUI this environment's packages belong to.
+
+    Each WebUI reinstalls its own ``==`` pins at every start, so its pins identify it: numpy 2 is Neo (its
+    requirements.txt pins numpy==2.3.5; A1111 and Forge both pin numpy==1.26.2), on the gradio Neo runs (3.x in the
+    neo test environment, 4.40 in Neo's launch_utils.py); otherwise gradio 4 is Forge (4.40.0) and gradio 3 is A1111
+    (3.41.2). gradio alone cannot tell A1111 from the neo environment (both 3.x). An environment with a newer gradio
+    (the standalone ``newest`` one) keeps the Forge stand-in, as before.
+    """
     flavour = os.environ.get("WEBUI_STUB_FLAVOUR")
     if flavour:
         return flavour
-    try:
-        import importlib.metadata
-
-        major = int(importlib.metadata.version("gradio").split(".")[0])
-    except Exception:
+    gradio = _major("gradio")
+    if gradio is None:
         return "a1111"
-    return "forge" if major >= 4 else "a1111"
+    numpy = _major("numpy")
+    if numpy is not None and numpy >= 2 and gradio in GRADIO_MAJORS_OF["neo"]:
+        return "neo"
+    return "forge" if gradio >= 4 else "a1111"
 
 
 def _owned(name: str) -> bool:
@@ -79,11 +100,11 @@ class StubWebUI:
         self._build(extension_source)
 
     def _build(self, extension_source: Path) -> None:
-        from .pins import REQUIREMENTS
+        from .pins import REQUIREMENTS, REQUIREMENTS_FILE
 
         for folder in (self.checkpoints_dir, self.models_dir / "karlo", self.outputs_dir, self.extension_dir.parent):
             folder.mkdir(parents=True, exist_ok=True)
-        (self.root / "requirements_versions.txt").write_text(REQUIREMENTS[self._flavour], encoding="utf-8")
+        (self.root / REQUIREMENTS_FILE[self._flavour]).write_text(REQUIREMENTS[self._flavour], encoding="utf-8")
         if not self.extension_dir.exists():
             try:
                 self.extension_dir.symlink_to(extension_source, target_is_directory=True)
@@ -97,7 +118,8 @@ class StubWebUI:
     # ------------------------------------------------------------------------------------------------ lifecycle
     @property
     def flavour(self) -> str:
-        """``"a1111"`` or ``"forge"``; setting it re-imports the stand-in (modules imported before are stale)."""
+        """``"a1111"``, ``"forge"`` or ``"neo"``; setting it re-imports the stand-in (modules imported before are
+        stale)."""
         return self._flavour
 
     @flavour.setter
@@ -113,7 +135,12 @@ class StubWebUI:
 
     @property
     def is_forge(self) -> bool:
-        return self._flavour == "forge"
+        """Forge 2 or Forge Neo (both have ``backend.memory_management``; see ``modules._stub.is_forge``)."""
+        return self._flavour in ("forge", "neo")
+
+    @property
+    def is_neo(self) -> bool:
+        return self._flavour == "neo"
 
     def activate(self) -> None:
         """Put the stand-in on ``sys.path`` (like the WebUI's root) and configure it; idempotent."""
@@ -126,7 +153,7 @@ class StubWebUI:
             del sys.modules[name]
         sys.path.insert(0, str(WEBUI_ROOT))
         if self.is_forge:
-            sys.path.insert(0, str(FORGE_ROOT))
+            sys.path.insert(0, str(NEO_ROOT if self.is_neo else FORGE_ROOT))
         importlib.invalidate_caches()
         stub = importlib.import_module("modules._stub")
         stub.flavour = self._flavour
@@ -194,8 +221,14 @@ class StubWebUI:
         return path
 
 
-GRADIO_MAJOR_OF = {"a1111": 3, "forge": 4}
-"""The gradio each WebUI ships (A1111 v1.10.1: 3.41.2; Forge: 4.40.0): a flavour never runs on the other one."""
+GRADIO_MAJORS_OF: dict[str, frozenset[int]] = {
+    "a1111": frozenset({3}),
+    "forge": frozenset({4}),
+    "neo": frozenset({3, 4}),
+}
+"""The gradio major versions each WebUI runs on: A1111 v1.10.1 3.41.2 (requirements_versions.txt), Forge 4.40.0
+(requirements_versions.txt), Neo 4.40.0 (``GRADIO_PACKAGE`` in its launch_utils.py) and 3.43.2 (the neo test
+environment; docs/webui-contract.md §12). A flavour is skipped on any other gradio."""
 
 
 def installed_gradio_major() -> int | None:
@@ -209,16 +242,19 @@ def installed_gradio_major() -> int | None:
 
 
 def skip_impossible_pair(flavour: str) -> None:
-    """Skip the test when ``flavour`` never runs on this environment's gradio (Forge on 3.x, A1111 on 4.x)."""
+    """Skip the test when ``flavour`` never runs on this environment's gradio (Forge on 3.x, A1111 on 4.x, Neo on
+    5.x and later)."""
     major = installed_gradio_major()
-    if major is not None and major != GRADIO_MAJOR_OF[flavour]:
-        pytest.skip(f"{flavour} never runs on gradio {major}.x (it ships gradio {GRADIO_MAJOR_OF[flavour]}.x)")
+    if major is not None and major not in GRADIO_MAJORS_OF[flavour]:
+        shipped = "/".join(f"{m}.x" for m in sorted(GRADIO_MAJORS_OF[flavour]))
+        pytest.skip(f"{flavour} never runs on gradio {major}.x (it runs on gradio {shipped})")
 
 
 @pytest.fixture
 def webui(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StubWebUI]:
-    """The WebUI stand-in for one test: the environment's WebUI (a1111 env: A1111, forge env: Forge) unless
-    parametrized indirectly with ``"a1111"``/``"forge"`` (skipped where that WebUI never runs on this gradio)."""
+    """The WebUI stand-in for one test: the environment's WebUI (a1111 env: A1111, forge env: Forge, neo env: Neo)
+    unless parametrized indirectly with ``"a1111"``/``"forge"``/``"neo"`` (skipped where that WebUI never runs on
+    this gradio)."""
     flavour = getattr(request, "param", None)
     if flavour is not None:
         skip_impossible_pair(flavour)
@@ -232,8 +268,8 @@ def webui(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StubWebUI]
 
 @pytest.fixture(params=FLAVOURS)
 def each_webui(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StubWebUI]:
-    """The WebUI stand-in, once as A1111 and once as Forge; the pair that never exists with this environment's
-    gradio (Forge on 3.41, A1111 on 4.40) is skipped, so each flavour runs in its own environment."""
+    """The WebUI stand-in, once as A1111, once as Forge and once as Neo; a pair that never exists with this
+    environment's gradio (Forge on 3.x, A1111 on 4.x) is skipped (Neo runs on gradio 3.x and 4.x)."""
     skip_impossible_pair(request.param)
     stub = StubWebUI(tmp_path / "webui", request.param)
     stub.activate()

@@ -22,6 +22,21 @@ NAN_LATENTS = (
 )
 
 
+VIDEO_BASE = (
+    "the base model makes video (Wan on Forge Neo): the post-pass refines still images and would refine each frame "
+    "on its own, after the video is assembled, so it does not run"
+)
+
+
+def base_makes_video(p: Any) -> bool:
+    """Whether the WebUI's model is a video model: Forge Neo's ``sd_model.is_wan`` (Wan 2.x). Neo then treats the
+    batch as the frames of one video, assembled before ``postprocess_image`` (docs/webui-contract.md §12)."""
+    from modules import shared
+
+    model = getattr(shared, "sd_model", None) or getattr(p, "sd_model", None)
+    return bool(getattr(model, "is_wan", False))
+
+
 def _plain(prompt: Any) -> str:
     """A WebUI prompt without extra-network tags (``<lora:x:1>``), which are not text for the refiner."""
     return re.sub(r"\s{2,}", " ", _EXTRA_NETWORK.sub("", str(prompt or ""))).strip()
@@ -77,6 +92,9 @@ def process(p: Any, *args: Any) -> None:
             warn(p, run, f"invalid arguments for {TITLE!r}: {error}")
         return
     if not values["enabled"]:
+        return
+    if base_makes_video(p):
+        warn(p, run, VIDEO_BASE)
         return
     run.values = values
     try:

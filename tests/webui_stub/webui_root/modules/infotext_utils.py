@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from modules import errors, script_callbacks, shared
+from modules import _stub, errors, script_callbacks, shared
 
 re_param_code = r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 re_param = re.compile(re_param_code)
@@ -40,6 +40,33 @@ class ParamBinding:
         self.source_tabname = source_tabname
         self.override_settings_component = override_settings_component
         self.paste_field_names = paste_field_names or []
+
+
+if _stub.is_neo():
+
+    class ParamBinding(ParamBinding):  # noqa: F811 -- Neo's adds a keyword-only ``is_paste`` (infotext_utils.py)
+        def __init__(
+            self,
+            paste_button,
+            tabname,
+            source_text_component=None,
+            source_image_component=None,
+            source_tabname=None,
+            override_settings_component=None,
+            paste_field_names=None,
+            *,
+            is_paste=False,
+        ):
+            super().__init__(
+                paste_button,
+                tabname,
+                source_text_component,
+                source_image_component,
+                source_tabname,
+                override_settings_component,
+                paste_field_names,
+            )
+            self.is_paste = is_paste
 
 
 class PasteField(tuple):

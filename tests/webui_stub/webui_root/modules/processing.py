@@ -119,6 +119,7 @@ class StableDiffusionProcessing:
         self.override_settings_restore_afterwards = override_settings_restore_afterwards
         self.refiner_checkpoint = refiner_checkpoint
         self.refiner_switch_at = refiner_switch_at
+        self.refiner_checkpoint_info = None
         self.disable_extra_networks = disable_extra_networks
         self.comments = dict(comments or {})
         self.is_api = False
@@ -218,10 +219,20 @@ class StableDiffusionProcessing:
             ]
         )
         state.sampling_steps = self.steps
+        neo = _stub.is_neo()
+        if neo:  # Neo's sampling_prepare loads the UNet through its memory manager
+            from backend import memory_management
+
+            from modules import sd_samplers_common
+
+            memory_management.load_models_gpu([sd_samplers_common.unet_patcher(shared.sd_model)])
         for step in range(self.steps):
             if state.interrupted:
                 break
             state.sampling_step = step
+            if neo:
+                state.preview_step = step + 1
+                sd_samplers_common.apply_refiner(self, step, self.steps)
         return latents
 
     def close(self):
@@ -592,6 +603,13 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
     else:
         p.all_subseeds = [int(subseed) + x for x in range(len(p.all_prompts))]
 
+    if p.refiner_checkpoint not in (None, "", "None", "none"):  # real: processing.py:882-885
+        from modules import sd_models
+
+        p.refiner_checkpoint_info = sd_models.get_closet_checkpoint_match(p.refiner_checkpoint)
+        if p.refiner_checkpoint_info is None:
+            raise Exception(f"Could not find checkpoint with name {p.refiner_checkpoint}")
+
     if p.scripts is not None:
         p.scripts.process(p)
 
@@ -622,6 +640,8 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if state.interrupted or state.stopping_generation:
                 break
 
+            if _stub.is_neo() and getattr(shared.sd_model, "main_model", None) is not None:
+                shared.sd_model = shared.sd_model.main_model  # forge_model_reload(): back from the refiner's switch
             p.prompts = p.all_prompts[n * p.batch_size : (n + 1) * p.batch_size]
             p.negative_prompts = p.all_negative_prompts[n * p.batch_size : (n + 1) * p.batch_size]
             p.seeds = p.all_seeds[n * p.batch_size : (n + 1) * p.batch_size]

@@ -280,6 +280,9 @@ def load_scripts() -> None:
     script_callbacks.clear_callbacks()
 
     scripts_list = list_scripts("scripts", ".py")
+    if _stub.is_neo():  # the WebUI's own modules/processing_scripts come last (scripts.py:493); here Neo's Refiner
+        builtin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "processing_scripts", "refiner.py")
+        scripts_list.append(ScriptFile(paths.script_path, "refiner.py", builtin))
 
     if _stub.is_forge():
         for s in scripts_list:

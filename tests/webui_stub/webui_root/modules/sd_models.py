@@ -5,6 +5,10 @@ A1111: ``send_model_to_cpu(m)`` moves the model to ``devices.cpu`` (or ``lowvram
 ``unload_model_weights`` = ``send_model_to_cpu`` only; ``reload_model_weights`` returns early for the current
 checkpoint WITHOUT moving it back to the device. F: all of these are no-ops, except ``unload_model_weights`` ->
 ``backend.memory_management.unload_all_models()``.
+Neo (Forge Neo's sd_models.py, commit 030519a02d676778056893f62b5ea0233a7497b7): ``send_model_to_cpu``,
+``send_model_to_device``, ``send_model_to_trash``, ``reload_model_weights`` and ``load_model_weights`` no longer
+exist (the stand-in deletes them); checkpoints come from ``--ckpt-dirs`` (``cmd_opts.ckpt_dirs``, a list) and
+``models/Stable-diffusion``, ``.gguf`` files included; ``SdModelData`` has no lock.
 ``model_data.lock``: A1111's ``SdModelData`` holds it while ``get_sd_model`` loads the first checkpoint at startup (a
 background thread), the time ``sd_disable_initialization.LoadStateDictOnMeta`` patches ``load_state_dict``.
 Stand-in only: ``calls`` records ``("send_model_to_cpu", m)``, ``("send_model_to_device", m)``,
@@ -92,18 +96,24 @@ def model_hash(filename: str) -> str:
         return "NOFILE"
 
 
+def _ckpt_dirs() -> list[str]:
+    """``--ckpt-dir`` (A1111, Forge) or every ``--ckpt-dirs`` (Neo)."""
+    if _stub.is_neo():
+        return [str(d) for d in shared.cmd_opts.ckpt_dirs]
+    return [shared.cmd_opts.ckpt_dir] if shared.cmd_opts.ckpt_dir else []
+
+
 class CheckpointInfo:
     """A checkpoint file: ``.filename .name .title .short_title .model_name .name_for_extra .hash .sha256``."""
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
         abspath = os.path.abspath(filename)
-        if abspath.startswith(model_path + os.sep):
-            name = abspath.replace(model_path, "")
-        elif shared.cmd_opts.ckpt_dir is not None and abspath.startswith(os.path.abspath(shared.cmd_opts.ckpt_dir)):
-            name = abspath.replace(os.path.abspath(shared.cmd_opts.ckpt_dir), "")
-        else:
-            name = os.path.basename(filename)
+        name = os.path.basename(filename)
+        for directory in [model_path, *(os.path.abspath(d) for d in _ckpt_dirs())]:
+            if abspath.startswith(directory + os.sep):
+                name = abspath.replace(directory, "")
+                break
         if name.startswith(("\\", "/")):
             name = name[1:]
         self.name = name
@@ -136,14 +146,14 @@ class CheckpointInfo:
 
 
 def list_models() -> None:
-    """Rescan ``models/Stable-diffusion`` and ``--ckpt-dir`` for .ckpt/.safetensors."""
+    """Rescan ``models/Stable-diffusion`` and ``--ckpt-dir`` (Neo: ``--ckpt-dirs``, .gguf too) for checkpoints."""
     calls.append(("list_models",))
     checkpoints_list.clear()
     checkpoint_aliases.clear()
-    dirs = [model_path] + ([shared.cmd_opts.ckpt_dir] if shared.cmd_opts.ckpt_dir else [])
+    dirs = [model_path, *_ckpt_dirs()]
     found = []
     for directory in dirs:
-        for ext in ("ckpt", "safetensors"):
+        for ext in ("ckpt", "safetensors", *(("gguf",) if _stub.is_neo() else ())):
             found += glob.glob(os.path.join(directory, "**", f"*.{ext}"), recursive=True)
     for filename in sorted(found, key=str.lower):
         CheckpointInfo(filename).register()
@@ -235,3 +245,19 @@ class SkipWritingToConfig:
 
     def __exit__(self, exc_type, exc_value, exc_traceback):
         SkipWritingToConfig.skip = self.previous
+
+
+if _stub.is_neo():
+    # Neo removed them (see the module docstring); an extension calling them gets AttributeError, as in Neo.
+    del send_model_to_cpu, send_model_to_device, send_model_to_trash, reload_model_weights
+
+    class SdModelData:  # noqa: F811 -- Neo's: no lock, ``forge_loading_parameters`` / ``forge_hash``
+        def __init__(self) -> None:
+            self.forge_loading_parameters: dict = {}
+            self.forge_hash = ""
+
+        @property
+        def sd_model(self):
+            return getattr(shared, "sd_model", None)
+
+    model_data = SdModelData()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modules import paths_internal
+from modules import _stub, paths_internal
 
 cmd_opts = argparse.Namespace(
     data_dir=paths_internal.data_path,
@@ -50,3 +50,16 @@ cmd_opts = argparse.Namespace(
     device_id=None,
 )
 """``shared.cmd_opts``: set fields in a test to simulate flags (``--api-auth u:p`` -> ``api_auth = "u:p"``)."""
+
+if _stub.is_neo():
+    # Neo: ``--ckpt-dirs`` (a list, action="append"; sd_models.py iterates ``cmd_opts.ckpt_dirs``) replaces
+    # ``--ckpt-dir``; the A1111 memory flags (--medvram, --medvram-sdxl, --precision, --upcast-sampling,
+    # --no-half-vae) are gone and the parser is backend/args.py's (paths_internal.py: ``from backend.args import
+    # parser``), so its flags (--lowvram, --novram, --cpu, --force-fp32, ...) are in cmd_opts too.
+    for _gone in ("ckpt_dir", "medvram", "medvram_sdxl", "precision", "upcast_sampling", "no_half_vae"):
+        delattr(cmd_opts, _gone)
+    cmd_opts.ckpt_dirs = []
+    from backend.args import args as _backend_args
+
+    for _name, _value in vars(_backend_args).items():
+        setattr(cmd_opts, _name, _value)

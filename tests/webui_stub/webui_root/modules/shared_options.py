@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from modules import _stub
 from modules.options import OptionInfo, categories, options_section
 from modules.paths_internal import default_output_dir
 
@@ -199,3 +200,23 @@ options_templates.update(
         },
     )
 )
+
+if _stub.is_neo():
+    # Neo's defaults where they differ (modules/shared_options.py, branch neo, commit 04369e254cef7ad3b90b17b7a5b482d5
+    # 358f15cf): its own Refiner's settings (section "Refiner"; the accordion hidden by default there, shown by default
+    # in another copy of the file), "Don't Interrupt in the middle" off, a live preview every step, no "Full" preview.
+    options_templates.update(
+        options_section(
+            ("refiner", "Refiner", "sd"),
+            {
+                "show_refiner": OptionInfo(False, "Display the Refiner Accordion"),
+                "refiner_fast_sd": OptionInfo(False, 'Reload "state_dict" Only'),
+                "refiner_use_steps": OptionInfo(False, 'Switch based on "steps" instead'),
+                "refiner_lora_replacement": OptionInfo("high_noise=low_noise\nhigh-noise=low-noise"),
+            },
+        )
+    )
+    options_templates["interrupt_after_current"] = OptionInfo(False, "Don't Interrupt in the middle")
+    options_templates["show_progress_every_n_steps"] = OptionInfo(1, "Generate live preview every N step")
+    options_templates["show_progress_type"] = OptionInfo("RGB", "Live Preview Method")
+    options_templates["live_previews_image_format"] = OptionInfo("jpeg", "Live Preview Format")

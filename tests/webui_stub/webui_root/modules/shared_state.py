@@ -2,6 +2,10 @@
 
 Stand-in only: ``State.calls`` records ``("begin", job)``, ``("end",)``, ``("nextjob",)``, ``("interrupt",)``,
 ``("skip",)``, ``("stop_generating",)`` and ``("assign_current_image",)`` in order.
+
+Neo (modules/shared_state.py, commit 1e8cfbc1d5982edb8e593cfad948ab4ccae7bfbe): a ``preview_step`` counter (the
+sampler sets it to step + 1, ``begin``/``nextjob`` reset it) decides when a poll of the progress endpoint makes a
+new live preview, instead of ``sampling_step``; no preview once ``preview_step >= sampling_steps``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class State:
     job_timestamp = "0"
     sampling_step = 0
     sampling_steps = 0
+    preview_step = 0  # Neo only (read by set_current_image there)
     current_latent = None
     current_image = None
     current_image_sampling_step = 0
@@ -59,6 +64,7 @@ class State:
             self.do_set_current_image()
         self.job_no += 1
         self.sampling_step = 0
+        self.preview_step = 0
         self.current_image_sampling_step = 0
 
     def dict(self) -> dict:
@@ -80,6 +86,7 @@ class State:
 
         self.calls.append(("begin", job))
         self.sampling_step = 0
+        self.preview_step = 0
         self.time_start = time.time()
         self.job_count = -1
         self.processing_has_refined_job_count = False
@@ -107,8 +114,15 @@ class State:
 
     def set_current_image(self) -> None:
         """Decode ``current_latent`` with the WebUI's VAE every N steps (live preview)."""
-        from modules import shared
+        from modules import _stub, shared
 
+        if _stub.is_neo():
+            every = shared.opts.show_progress_every_n_steps
+            if not shared.opts.live_previews_enable or every == -1 or self.preview_step >= self.sampling_steps:
+                return
+            if self.preview_step - self.current_image_sampling_step >= every:
+                self.do_set_current_image()
+            return
         if not shared.parallel_processing_allowed:
             return
         every = shared.opts.show_progress_every_n_steps

@@ -8,6 +8,11 @@ F:ui_tempdir.py:45-66 on gradio 4's ``processing_utils.save_pil_to_cache``, and 
 gallery values point into ``outputs/``, outside gradio's cache, so gradio 4.40's ``check_all_files_in_cache`` (run
 for any handler taking ``gr.SelectData``) refuses them. ``install()`` / ``uninstall()`` are stand-in only (the
 WebUI installs once from ``gradio_extensons``).
+
+Neo (modules/ui_tempdir.py, commit 223d2171d805d446f3d786598bf68d59ff9ff710) has Forge's gradio-4 override and
+nothing else: ``install_ui_tempdir_override`` assigns ``processing_utils.save_pil_to_cache`` and
+``processing_utils.async_move_files_to_cache``. On gradio 4 that is Forge's behaviour; on gradio 3 (the neo test
+environment) gradio never calls them, so saved outputs are copied into gradio's temp folder as usual.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ else:
 
 
 _originals: dict = {}
+_MISSING = object()
 
 
 def _async_move_files_to_cache(original):
@@ -111,7 +117,16 @@ def install():
     """``install_ui_tempdir_override()``; undone by ``uninstall()``."""
     if _originals:
         return
-    if _stub.is_forge():
+    if _stub.is_neo() and int(gr.__version__.split(".")[0]) < 4:
+        from gradio import processing_utils
+
+        _originals["neo_attributes"] = {
+            name: getattr(processing_utils, name, _MISSING)
+            for name in ("save_pil_to_cache", "async_move_files_to_cache")
+        }
+        processing_utils.save_pil_to_cache = save_pil_to_file
+        processing_utils.async_move_files_to_cache = _async_move_files_to_cache(None)
+    elif _stub.is_forge():
         from gradio import processing_utils
 
         _originals["save_pil_to_cache"] = processing_utils.save_pil_to_cache
@@ -134,6 +149,14 @@ def uninstall():
 
         processing_utils.save_pil_to_cache = _originals["save_pil_to_cache"]
         processing_utils.async_move_files_to_cache = _originals["async_move_files_to_cache"]
+    if "neo_attributes" in _originals:
+        from gradio import processing_utils
+
+        for name, value in _originals["neo_attributes"].items():
+            if value is _MISSING:
+                delattr(processing_utils, name)
+            else:
+                setattr(processing_utils, name, value)
     if "pil_to_temp_file" in _originals:
         gr.components.IOComponent.pil_to_temp_file = _originals["pil_to_temp_file"]
     _originals.clear()

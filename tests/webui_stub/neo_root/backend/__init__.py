@@ -1,0 +1,1 @@
+"""Neo: stand-in of Forge Neo's ``backend`` package (Haoming02/sd-webui-forge-classic, branch neo)."""

@@ -1,0 +1,1 @@
+"""Neo: stand-in of ``backend/patcher``."""
