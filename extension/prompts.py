@@ -14,6 +14,7 @@ once, text joined from lists. Bounded: :data:`MAX_PROMPT_CHARS` characters, :dat
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -44,12 +45,35 @@ _BREAK_WORD = re.compile(r"\bBREAK\b")
 _ESCAPABLE = "()[]\\"
 
 
-def check_length(text: str, what: str = "prompt") -> None:
+def check_length(text: str, what: str = "the prompt") -> None:
     """Raise :class:`PromptError` when ``text`` has more than :data:`MAX_PROMPT_CHARS` characters."""
     if len(text) > MAX_PROMPT_CHARS:
         raise PromptError(
-            f"the {what} has {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,} (about 6,000 tokens)"
+            f"{what} has {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,} (about 6,000 tokens)"
         )
+
+
+def check_prompt(text: str, what: str = "the prompt") -> None:
+    """Everything about ``text`` that can be checked without a tokenizer: its length, its brackets and weights
+    (raises :class:`PromptError` with ``what`` named in the message)."""
+    check_length(text, what)
+    try:
+        parse_attention(text)
+    except PromptError as error:
+        raise PromptError(f"{what}: {error}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def clip_tokenizer() -> Any:
+    """The CLIP BPE tokenizer of the bundled configs (SD 2.x and SDXL count tokens alike), built once, offline."""
+    from .loading.configs import build_tokenizer, config_dir
+
+    return build_tokenizer(config_dir("unclip-h") / "tokenizer")
+
+
+def count_chunks(text: str) -> int:
+    """The 75-token chunks ``text`` is encoded in (raises :class:`PromptError` over the limits)."""
+    return len(tokenize_prompt(clip_tokenizer(), text))
 
 
 def _weight_at(text: str, colon: int) -> tuple[int, str] | None:

@@ -75,10 +75,15 @@ class MemoryFlags:
     bf16: bool = False  # bf16 instead of fp16 (Forge --unet-in-bf16 / --vae-in-bf16, or the user's setting)
     upcast_sampling: bool = False  # A1111 --upcast-sampling: fp16 weights, fp32 attention (our UNets upcast anyway)
     pin_memory: bool = False  # Forge --pin-shared-memory: informational (accelerate's hooks do not pin)
+    spelled: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (field, the flag that set it)
 
     def active(self) -> list[str]:
         """Names of the flags that are set (for the log line)."""
-        return [name for name, value in vars(self).items() if value]
+        return [name for name, value in vars(self).items() if value and name != "spelled"]
+
+    def flag(self, name: str) -> str:
+        """The command-line flag that set field ``name``, as this WebUI spells it (Forge: ``--always-cpu``)."""
+        return dict(self.spelled).get(name, "--" + name.replace("_", "-"))
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,7 @@ def plan(total: int | None, free: int | None, flags: MemoryFlags, job: Job) -> M
             torch.float32,
             torch.float32,
             {name: "cpu" for name in parts},
-            reason="--use-cpu" if flags.use_cpu else "no accelerator",
+            reason=flags.flag("use_cpu") if flags.use_cpu else "no accelerator",
         )
     dtype, vae_dtype = _dtypes(flags, "cuda", kind)
     parts = component_bytes(kind, dtype, vae_dtype)
@@ -200,11 +205,11 @@ def plan(total: int | None, free: int | None, flags: MemoryFlags, job: Job) -> M
     # 2./3. the mode
     sdxl = kind in ("refiner", "base")
     if flags.lowvram:
-        mode, reason = "sequential_offload", "lowvram flag"
+        mode, reason = "sequential_offload", flags.flag("lowvram")
     elif flags.medvram or (flags.medvram_sdxl and sdxl):
-        mode, reason = "model_offload", "medvram-sdxl flag" if not flags.medvram else "medvram flag"
+        mode, reason = "model_offload", flags.flag("medvram" if flags.medvram else "medvram_sdxl")
     elif flags.always_gpu:
-        mode, reason = "resident", "always-gpu flag"
+        mode, reason = "resident", flags.flag("always_gpu")
     elif weights + max(whole["unet"], least["vae"]) <= budget:
         mode, reason = "resident", "fits"
     elif max(parts["unet"] + whole["unet"], parts["vae"] + least["vae"], largest) <= budget:
@@ -257,7 +262,22 @@ def flags_from_args(cmd_opts: Any, forge_args: Any = None, *, bf16: bool = False
     if isinstance(use_cpu, str):
         use_cpu = [use_cpu]
     use_cpu = {str(name).lower() for name in use_cpu}
+    spellings = {  # field: (flag, set?) in the order the WebUI's own flag wins over Forge's
+        "use_cpu": [("--use-cpu", bool({"all", "sd"} & use_cpu)), ("--always-cpu", _get(forge_args, "always_cpu"))],
+        "medvram": [("--medvram", _get(cmd_opts, "medvram"))],
+        "lowvram": [("--lowvram", _get(cmd_opts, "lowvram"))],
+        "always_gpu": [("--always-gpu", _get(forge_args, "always_gpu"))],
+    }
+    spellings["medvram"].append(("--always-offload-from-vram", _get(forge_args, "always_offload_from_vram")))
+    spellings["lowvram"] += [(f"--always-{n}-vram", _get(forge_args, f"always_{n}_vram")) for n in ("low", "no")]
+    spellings["always_gpu"].append(("--always-high-vram", _get(forge_args, "always_high_vram")))
+    spelled = tuple(
+        (name, next(flag for flag, on in options if on))
+        for name, options in spellings.items()
+        if any(o for _, o in options)
+    )
     return MemoryFlags(
+        spelled=spelled,
         medvram=bool(_get(cmd_opts, "medvram") or _get(forge_args, "always_offload_from_vram")),
         medvram_sdxl=bool(_get(cmd_opts, "medvram_sdxl")),
         lowvram=bool(
