@@ -297,3 +297,27 @@ def test_a_local_ray_listens_on_loopback_only(tmp_path: Path) -> None:
     for address in addresses:
         ip = ipaddress.ip_address(address)
         assert (getattr(ip, "ipv4_mapped", None) or ip).is_loopback, f"Ray listens on {address}"
+
+
+def test_the_forge_stand_in_prints_forges_own_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Forge started with ``--always-cpu`` (its ``backend.args``): the printed plan names that flag, not A1111's."""
+    from tests.webui_stub.fixture import StubWebUI, skip_impossible_pair
+
+    skip_impossible_pair("forge")  # the Forge stand-in imports gradio 4 (the forge environment)
+    stub = StubWebUI(tmp_path / "webui", "forge")
+    stub.activate()
+    try:
+        import backend  # noqa: F401 - the stand-in's package, so that the module below is its child
+
+        monkeypatch.setitem(sys.modules, "backend.args", SimpleNamespace(args=SimpleNamespace(always_cpu=True)))
+        from extension.loading.discovery import ModelChoice
+        from extension.webui.host import WebUIHost
+
+        host = WebUIHost()
+        choice = ModelChoice("m", "unclip-h", "m.safetensors", Path("/models/m.safetensors"))
+        capsys.readouterr()
+        host.memory_plan(choice, "unclip")
+        (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("sd-webui-reimagine: memory")]
+    finally:
+        stub.deactivate()
+    assert "(--always-cpu)" in line and "[flags: --always-cpu]" in line and "--use-cpu" not in line, line

@@ -908,10 +908,13 @@ def test_refine_with_sdxl_on_a_selected_output(tiny: Any, tmp_path: Path) -> Non
     gallery, info_json, shown, log = jobs.refine_selected(
         host, [str(host.outdir / "00000-9.png")], 0, info, refiner.name, 0.3, 2
     )
-    assert log == "" and len(gallery) == 1
-    refined = Image.open(gallery[0])
+    # the batch stays, the refined image is added after it (the WebUI keeps a batch visible), with its own infotext
+    assert log == "" and len(gallery) == 2 and gallery[0] == str(host.outdir / "00000-9.png")
+    refined = Image.open(gallery[1])
     assert refined.size == (128, 128)
-    (infotext,) = json.loads(info_json)["infotexts"]
+    info = json.loads(info_json)
+    kept, infotext = info["infotexts"]
+    assert kept == text and info["all_seeds"][0] == 9 and jobs.selected_seed(info_json, 1) == 9
     assert refined.info["parameters"] == infotext and "Refiner post-pass steps: 2" in shown
     assert "Size: 128x128" in infotext and "Seed: 9" in infotext and "Noise level: 0" in infotext
     _, _, _, log = jobs.refine_selected(host, [], 0, "", refiner.name, 0.3, 2)

@@ -78,7 +78,7 @@ class MemoryFlags:
     spelled: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (field, the flag that set it)
 
     def active(self) -> list[str]:
-        """Names of the flags that are set (for the log line)."""
+        """Names of the fields that are set (:meth:`flag` spells each as the WebUI does, for the log line)."""
         return [name for name, value in vars(self).items() if value and name != "spelled"]
 
     def flag(self, name: str) -> str:
@@ -262,38 +262,41 @@ def flags_from_args(cmd_opts: Any, forge_args: Any = None, *, bf16: bool = False
     if isinstance(use_cpu, str):
         use_cpu = [use_cpu]
     use_cpu = {str(name).lower() for name in use_cpu}
-    spellings = {  # field: (flag, set?) in the order the WebUI's own flag wins over Forge's
-        "use_cpu": [("--use-cpu", bool({"all", "sd"} & use_cpu)), ("--always-cpu", _get(forge_args, "always_cpu"))],
-        "medvram": [("--medvram", _get(cmd_opts, "medvram"))],
-        "lowvram": [("--lowvram", _get(cmd_opts, "lowvram"))],
-        "always_gpu": [("--always-gpu", _get(forge_args, "always_gpu"))],
+
+    def cmd(name: str) -> bool:
+        return bool(_get(cmd_opts, name))
+
+    def forge(name: str) -> bool:
+        return bool(_get(forge_args, name))
+
+    options = {  # field: the flags that set it, as (spelling, set?); the first set one names it in the log line
+        "medvram": [("--medvram", cmd("medvram")), ("--always-offload-from-vram", forge("always_offload_from_vram"))],
+        "medvram_sdxl": [("--medvram-sdxl", cmd("medvram_sdxl"))],
+        "lowvram": [
+            ("--lowvram", cmd("lowvram")),
+            ("--always-low-vram", forge("always_low_vram")),
+            ("--always-no-vram", forge("always_no_vram")),
+        ],
+        "always_gpu": [("--always-gpu", forge("always_gpu")), ("--always-high-vram", forge("always_high_vram"))],
+        "use_cpu": [("--use-cpu", bool({"all", "sd"} & use_cpu)), ("--always-cpu", forge("always_cpu"))],
+        "no_half": [
+            ("--no-half", cmd("no_half")),
+            ("--precision full", _get(cmd_opts, "precision", "autocast") == "full"),
+            ("--all-in-fp32", forge("all_in_fp32")),
+        ],
+        "no_half_vae": [("--no-half-vae", cmd("no_half_vae")), ("--vae-in-fp32", forge("vae_in_fp32"))],
+        "bf16": [
+            ("bf16 setting", bf16),
+            ("--unet-in-bf16", forge("unet_in_bf16")),
+            ("--vae-in-bf16", forge("vae_in_bf16")),
+        ],
+        "upcast_sampling": [("--upcast-sampling", cmd("upcast_sampling"))],
+        "pin_memory": [("--pin-shared-memory", forge("pin_shared_memory"))],
     }
-    spellings["medvram"].append(("--always-offload-from-vram", _get(forge_args, "always_offload_from_vram")))
-    spellings["lowvram"] += [(f"--always-{n}-vram", _get(forge_args, f"always_{n}_vram")) for n in ("low", "no")]
-    spellings["always_gpu"].append(("--always-high-vram", _get(forge_args, "always_high_vram")))
-    spelled = tuple(
-        (name, next(flag for flag, on in options if on))
-        for name, options in spellings.items()
-        if any(o for _, o in options)
-    )
+    chosen = {name: next((flag for flag, on in found if on), None) for name, found in options.items()}
     return MemoryFlags(
-        spelled=spelled,
-        medvram=bool(_get(cmd_opts, "medvram") or _get(forge_args, "always_offload_from_vram")),
-        medvram_sdxl=bool(_get(cmd_opts, "medvram_sdxl")),
-        lowvram=bool(
-            _get(cmd_opts, "lowvram") or _get(forge_args, "always_low_vram") or _get(forge_args, "always_no_vram")
-        ),
-        always_gpu=bool(_get(forge_args, "always_gpu") or _get(forge_args, "always_high_vram")),
-        use_cpu=bool({"all", "sd"} & use_cpu) or bool(_get(forge_args, "always_cpu")),
-        no_half=bool(
-            _get(cmd_opts, "no_half")
-            or _get(cmd_opts, "precision", "autocast") == "full"
-            or _get(forge_args, "all_in_fp32")
-        ),
-        no_half_vae=bool(_get(cmd_opts, "no_half_vae") or _get(forge_args, "vae_in_fp32")),
-        bf16=bool(bf16 or _get(forge_args, "unet_in_bf16") or _get(forge_args, "vae_in_bf16")),
-        upcast_sampling=bool(_get(cmd_opts, "upcast_sampling")),
-        pin_memory=bool(_get(forge_args, "pin_shared_memory")),
+        spelled=tuple((name, flag) for name, flag in chosen.items() if flag),
+        **{name: flag is not None for name, flag in chosen.items()},
     )
 
 

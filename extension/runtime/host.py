@@ -402,7 +402,7 @@ class Host(ABC):
         plan = decide(device if device is not None else "cpu", flags, job, free=self.free_memory_estimate())
         line = (
             f"sd-webui-reimagine: memory plan {choice.name} {job.width}x{job.height} x{job.batch}: {plan.describe()} "
-            f"[flags: {', '.join(flags.active()) or 'none'}]"
+            f"[flags: {', '.join(flags.flag(name) for name in flags.active()) or 'none'}]"
         )
         if line != self._last_plan_line:  # a new plan is announced; the same one again is not repeated
             self._last_plan_line = line
