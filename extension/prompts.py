@@ -27,7 +27,7 @@ BREAK_WEIGHT = -1.0
 BREAK_TEXT = "BREAK"
 
 MAX_PROMPT_CHARS = 32_768
-"""Characters in one prompt (about 6,000 tokens of ordinary text; the longest shared prompts are a few thousand)."""
+"""Characters in one prompt: a bound on the work before tokenizing (ordinary text meets the chunk limit first)."""
 MAX_PROMPT_CHUNKS = 32
 """75-token chunks in one prompt (2,400 tokens; txt2img's counter shows ``2400/2400``)."""
 MAX_NESTING = 100
@@ -48,9 +48,7 @@ _ESCAPABLE = "()[]\\"
 def check_length(text: str, what: str = "the prompt") -> None:
     """Raise :class:`PromptError` when ``text`` has more than :data:`MAX_PROMPT_CHARS` characters."""
     if len(text) > MAX_PROMPT_CHARS:
-        raise PromptError(
-            f"{what} has {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,} (about 6,000 tokens)"
-        )
+        raise PromptError(f"{what} has {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
 
 
 def check_prompt(text: str, what: str = "the prompt") -> None:
