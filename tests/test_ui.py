@@ -400,6 +400,23 @@ def test_user_errors_are_messages(tmp_path: Path, image: Image.Image) -> None:
     assert fake.calls == []
 
 
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("a" * 40_000, "prompt has 40,000 characters; the limit is 32,768"),
+        ("(cat:" + "9" * 400 + ")", "a prompt weight is inf"),
+        ("(" * 2000 + "cat", "more than 100 brackets open at once"),
+    ],
+    ids=["too long", "infinite weight", "too deep"],
+)
+def test_hostile_prompts_are_messages_in_the_tab(tmp_path: Path, image: Image.Image, prompt: str, message: str) -> None:
+    host, fake = FakeHost(tmp_path), FakeEngine()
+    for name in ("prompt", "negative_prompt"):
+        gallery, _, _, log = jobs.generate(host, make_args(image, **{name: prompt}), fake.engine())
+        assert gallery == [] and "class='error'" in log and message in html.unescape(log)
+    assert fake.calls == []
+
+
 def test_interpolation_mode(tmp_path: Path, image: Image.Image) -> None:
     host, fake = FakeHost(tmp_path), FakeEngine()
     other = Image.new("RGB", (96, 64), (0, 0, 200))
