@@ -103,6 +103,22 @@ def check_credentials(api_auth: str | None) -> Callable[[str, str], bool] | None
 # Routes
 
 
+DELIBERATE_MESSAGE = (
+    "send Content-Type: application/json (e.g. curl -H 'Content-Type: application/json' -d '{}') or an "
+    "X-Requested-With header: a plain form POST, which any web page can send, is refused"
+)
+STOP_BODY = {  # documents the optional JSON body, so clients and fuzzers send one
+    "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+def deliberate(headers: Any) -> bool:
+    """Whether a stop request could not have been a "simple" cross-site request (an HTML form or a ``fetch`` in
+    ``no-cors`` mode): a JSON body or a custom header needs a CORS preflight, which no other origin passes."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == "application/json" or "x-requested-with" in headers
+
+
 def _values(body: Any) -> dict[str, Any]:
     data = body.model_dump() if hasattr(body, "model_dump") else body.dict()
     values = {key: value for key, value in data.items() if value is not None}
@@ -189,8 +205,10 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
             request, lambda stop: answer(lambda: _run_refine(backend, _values(body), stop)), control()
         )
 
-    def stopper(action: str) -> Callable[[], Any]:
-        def stop() -> Any:
+    def stopper(action: str) -> Callable[..., Any]:
+        def stop(request: Request) -> Any:
+            if not deliberate(request.headers):
+                return JSONResponse({"detail": DELIBERATE_MESSAGE}, status_code=415)
             target = control()
             if target is None:
                 return JSONResponse({"detail": f"this host cannot {action} jobs"}, status_code=409)
@@ -217,7 +235,8 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
             stopper(action),
             methods=["POST"],
             response_model=dict,
-            responses=rest.error_responses(error_model, *((401,) if check else ()), 409),
+            responses=rest.error_responses(error_model, *((401,) if check else ()), 409, 415),
+            openapi_extra=STOP_BODY,
         )
     app.include_router(router)
 
@@ -230,10 +249,17 @@ def _outputs(settings: dict[str, Any]) -> int:
     return int(settings["n_iter"]) * int(settings["batch_size"])
 
 
+def _chunks(*texts: str) -> int:
+    """The most 75-token chunks among ``texts`` (raises ``PromptError``, a 422, over the limits)."""
+    from .prompts import count_chunks
+
+    return max((count_chunks(text) for text in texts), default=1)
+
+
 def _check_work(outputs: int, steps: int, settings: dict[str, Any]) -> None:
     width, height = settings["width"], settings["height"]
     area = width * height if width and height else NATIVE_AREA
-    rest.check_work(outputs, steps, area, 1)
+    rest.check_work(outputs, steps, area, 1, _chunks(settings["prompt"], settings["negative_prompt"]))
 
 
 def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -326,9 +352,9 @@ def _run_refine(backend: Backend, values: dict[str, Any], stop: JobStop | None =
         RefineRequest.from_controls(settings, probe.info.get("parameters"), seed, images=[probe], mode="Pixel")
         for probe in probes
     ]
-    for request in requests:
-        request.resolved()
-    rest.check_work(1, settings["steps"], sum(probe.size[0] * probe.size[1] for probe in probes), 1)
+    resolved = [request.resolved() for request in requests]
+    chunks = _chunks(*(text for request in resolved for text in (request.prompt, request.negative_prompt)))
+    rest.check_work(1, settings["steps"], sum(probe.size[0] * probe.size[1] for probe in probes), 1, chunks)
 
     def job(progress: Any, should_stop: Any) -> Result:
         width, height = max((probe.size for probe in probes), key=lambda size: size[0] * size[1])

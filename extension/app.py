@@ -96,6 +96,7 @@ def start(
     from .ui import compat
     from .ui.standalone import StandaloneHost
 
+    security.private_temp_dir()  # before gradio names its folders: not the shared <tmp>/gradio
     host = StandaloneHost(models_dir, **host_options)
     demo, _ = build_app(host, engine)
     if compat.GRADIO_4:

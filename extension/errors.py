@@ -13,3 +13,7 @@ class ModelLoadError(ReimagineError):
 
 class ParamError(ReimagineError, ValueError):
     """A parameter value is out of range or unknown."""
+
+
+class NonFiniteError(ReimagineError):
+    """Sampling produced NaN or infinite latents: reported instead of saving an all-black image."""

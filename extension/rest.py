@@ -18,7 +18,7 @@ from .params import Param, ParamTable
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # one upload (CLIP sees 224², the output size is set separately)
 MAX_REQUEST_PIXELS = 4 * 4096 * 4096  # all uploads of one request together (decoded RGB: 3 bytes a pixel)
-MAX_WORK = 2**34  # output pixels × sampling steps per request (e.g. 64 images of 1024² at 256 steps)
+MAX_WORK = 2**34  # output pixels × steps × prompt chunks per request (e.g. 64 images of 1024² at 256 steps)
 DECODE_SLOTS = threading.BoundedSemaphore(1)  # requests decoding their uploads at once (the jobs run one at a time)
 DISCONNECT_POLL_S = 0.25
 # Every REST job (decode + generation) runs on this one thread. They are serialised by the host's job lock anyway;
@@ -119,6 +119,7 @@ def error_responses(error_model: Any, *statuses: int) -> dict[int | str, dict[st
         404: "Unknown model",
         409: "Nothing to stop",
         413: "Too large: images or work over the limits",
+        415: "Send a JSON body or an X-Requested-With header",
         422: "Invalid value",
     }
     return {status: {"model": error_model, "description": texts[status]} for status in statuses}
@@ -220,14 +221,16 @@ def decode_images(probes: Sequence[Any]) -> list[Any]:
         return images
 
 
-def check_work(outputs: int, steps: int, width: int, height: int) -> None:
-    """Refuse a request of more than :data:`MAX_WORK` output pixels × steps with a 413 that says what to lower."""
-    work = outputs * steps * width * height
+def check_work(outputs: int, steps: int, width: int, height: int, chunks: int = 1) -> None:
+    """Refuse a request of more than :data:`MAX_WORK` output pixels × steps × prompt chunks (75 tokens each; the
+    longer of prompt and negative prompt) with a 413 that says what to lower."""
+    work = outputs * steps * width * height * max(chunks, 1)
     if work > MAX_WORK:
+        of_prompt = f" x {chunks} prompt chunks of 75 tokens" if chunks > 1 else ""
         raise ApiError(
             413,
-            f"too much work for one request: {outputs} image(s) x {steps} steps x {width}x{height} pixels; "
-            f"the limit is {MAX_WORK:,} pixel-steps: lower n_iter, batch_size, steps or the size, or split it",
+            f"too much work for one request: {outputs} image(s) x {steps} steps x {width}x{height} pixels{of_prompt}; "
+            f"the limit is {MAX_WORK:,}: lower n_iter, batch_size, steps or the size (or shorten the prompt), or split it",
         )
 
 

@@ -13,8 +13,11 @@ out the response header; the job would still run) or covers websockets and ``/fi
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,11 +37,40 @@ def host_name(value: str) -> str:
 
 def origin_host(origin: str) -> str | None:
     """The host name of an ``Origin`` header (``scheme://host[:port]``); ``None`` for ``null`` or anything else."""
+    found = origin_parts(origin)
+    return found[1] if found else None
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_parts(origin: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an ``Origin`` header, the port filled in from the scheme; None if unreadable."""
     try:
         parts = urlsplit(origin.strip())
-        return parts.hostname if parts.scheme in ("http", "https") and parts.hostname else None
-    except ValueError:
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            return None
+        return parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:  # a port out of range or not a number
         return None
+
+
+def host_port(value: str) -> int | None:
+    """The port of a ``Host`` header value (``name:port``, ``[v6]:port``); None when it names none."""
+    value = value.strip()
+    tail = value[value.find("]") + 1 :] if value.startswith("[") else (value if value.count(":") == 1 else "")
+    port = tail.rpartition(":")[2] if ":" in tail else ""
+    return int(port) if port.isdigit() else None
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether ``origin`` (scheme + host + port) is the origin this ``Host`` was asked for: a page on another
+    local port (another local app) is another origin, as browsers count origins."""
+    found = origin_parts(origin)
+    if found is None:
+        return False
+    scheme, name, port = found
+    return name == host_name(host) and port == (host_port(host) or DEFAULT_PORTS[scheme])
 
 
 def allowed_host_names(listen: str | None = None, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -66,8 +98,9 @@ def is_inside(path: Path, roots: Sequence[Path]) -> bool:
 
 
 class LocalOnly:
-    """ASGI middleware: refuse a foreign ``Host`` (400), a foreign ``Origin`` (403, preflights too), and ``/file=``
-    outside ``file_roots`` (403); http and websocket alike. Adds no CORS header: same-origin pages need none."""
+    """ASGI middleware: refuse a foreign ``Host`` (400), an ``Origin`` other than the page's own scheme + host + port
+    (403, preflights too), and ``/file=`` outside ``file_roots`` (403); http and websocket alike. Adds no CORS
+    header: same-origin pages need none."""
 
     def __init__(self, app: Any, hosts: Iterable[str], file_roots: Sequence[Path]) -> None:
         self.app = app
@@ -81,8 +114,8 @@ class LocalOnly:
         if host is None or host_name(host) not in self.hosts:
             return 400, f"Host {host!r} is not allowed; start the app with --allowed-hosts to add a name"
         origin = headers.get("origin")
-        if origin is not None and origin_host(origin) not in self.hosts:
-            return 403, f"cross-origin request from {origin!r} refused"
+        if origin is not None and not same_origin(origin, host):
+            return 403, f"cross-origin request from {origin!r} refused (only {host!r}'s own pages may call it)"
         path = scope.get("path", "")
         trimmed = path.lstrip("/")
         for prefix in FILE_ROUTES:
@@ -114,6 +147,19 @@ def gradio_file_roots(app: Any) -> list[Path]:
     """gradio's own upload/temp folder (``GRADIO_TEMP_DIR`` or ``<tmp>/gradio``), where it keeps shown files."""
     folder = getattr(app, "uploaded_file_dir", None) or os.environ.get("GRADIO_TEMP_DIR")
     return [Path(folder)] if folder else []
+
+
+def private_temp_dir() -> Path:
+    """gradio's temp folder for this process only: a new ``GRADIO_TEMP_DIR`` (mode 0700, removed at exit) unless the
+    user named one. The default ``<tmp>/gradio`` is shared by every gradio app and user of the machine, and ``/file=``
+    serves it."""
+    named = os.environ.get("GRADIO_TEMP_DIR")
+    if named:
+        return Path(named)
+    folder = Path(tempfile.mkdtemp(prefix="reimagine-gradio-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def install(app: Any, hosts: Iterable[str], file_roots: Sequence[Path]) -> None:

@@ -52,6 +52,19 @@ function submit_reimagine_refine() {
     return res;
 }
 
+// After "Refine the selected image": the gallery shows the batch and, last, the refined image; select that one (its
+// infotext follows through reimagine_show_selected_soon) once gradio has drawn all `count` thumbnails.
+function reimagine_select_newest(count, tries) {
+    var gallery = reimagineById("reimagine_gallery");
+    var strip = gallery ? Array.from(gallery.querySelectorAll(".thumbnail-item.thumbnail-small")) : [];
+    var items = strip.length ? strip : (gallery ? Array.from(gallery.querySelectorAll(".thumbnail-item")) : []);
+    if (count > 0 && items.length >= count) {
+        if (!items[count - 1].classList.contains("selected")) items[count - 1].click();
+    } else if ((tries || 0) < 40) {
+        setTimeout(function() { reimagine_select_newest(count, (tries || 0) + 1); }, 50);
+    }
+}
+
 // A click on a thumbnail (or the arrow keys in preview) shows that output's infotext, as txt2img does: the hidden
 // button runs the handler with the selected index.
 function reimagine_show_selected_soon(event) {

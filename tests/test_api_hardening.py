@@ -248,13 +248,58 @@ def test_work_per_request_is_bounded(client, backend) -> None:
 
 
 def test_interrupt_and_skip_routes(client, backend) -> None:
-    assert client.post("/reimagine/v1/interrupt").json() == {}
+    assert client.post("/reimagine/v1/interrupt", json={}).json() == {}
     assert backend.flags.interrupted
-    assert client.post("/reimagine/v1/skip").json() == {}
+    assert client.post("/reimagine/v1/skip", headers={"X-Requested-With": "curl"}).json() == {}
     assert backend.flags.skipped
     plain = FastAPI()
     api.add_routes(plain, type("NoControl", (), {"models": lambda self: []})())
-    assert _refused(TestClient(plain).post("/reimagine/v1/skip"), 409)
+    assert _refused(TestClient(plain).post("/reimagine/v1/skip", json={}), 409)
+
+
+@pytest.mark.parametrize(
+    "send",
+    [{}, {"data": "x=1"}, {"content": b"{}", "headers": {"Content-Type": "text/plain"}}],
+    ids=["no body", "form", "text/plain"],
+)
+def test_a_simple_cross_site_post_cannot_stop_jobs(client, backend, send) -> None:
+    """What any web page can send without a CORS preflight (an HTML form, ``fetch`` in no-cors mode) is refused."""
+    backend.flags.__init__()
+    for action in ("interrupt", "skip"):
+        assert "Content-Type: application/json" in _refused(client.post(f"/reimagine/v1/{action}", **send), 415)
+    assert not backend.flags.interrupted and not backend.flags.skipped
+
+
+HOSTILE_PROMPTS = {
+    "infinite weight": "(cat:" + "9" * 400 + ")",
+    "2000 nested": "(" * 2000 + "cat",
+    "over the length": "a" * 40_000,
+    "over the chunks": "cat, " * 1300,
+}
+
+
+@pytest.mark.parametrize("prompt", HOSTILE_PROMPTS.values(), ids=list(HOSTILE_PROMPTS))
+def test_hostile_prompts_are_422_before_any_job(client, backend, prompt) -> None:
+    jobs = backend.jobs
+    for route, body in (("variations", _body(prompt=prompt)), ("refine", {"images": _body()["images"]})):
+        if route == "refine":
+            body["negative_prompt"] = prompt
+        detail = _refused(client.post(f"/reimagine/v1/{route}", json=body))
+        assert "prompt" in detail
+    assert backend.jobs == jobs
+
+
+def test_a_refine_upload_whose_infotext_carries_a_hostile_prompt_is_422(client, backend) -> None:
+    text = "(cat:" + "9" * 400 + ")\nSteps: 2, Sampler: Euler, CFG scale: 5, Seed: 1, Size: 64x64"
+    upload = _b64(_png(_image(), pnginfo=_info(text)))
+    detail = _refused(client.post("/reimagine/v1/refine", json={"images": [upload], "steps": 2}))
+    assert "inherited from the base image's infotext" in detail
+
+
+def _info(text: str) -> Any:
+    from extension.outputs import png_info
+
+    return png_info(text)
 
 
 def test_skip_during_a_rest_job_skips_one_batch(client, backend) -> None:

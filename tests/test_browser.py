@@ -307,3 +307,31 @@ def test_refine_tab_refines_an_upload(page: Page, input_image: Path) -> None:
     info = page.wait_text("html_info_reimagine_refine", "Refiner post-pass")
     assert "Refiner post-pass steps: 2" in info and "Refiner post-pass mode: Pixel" in info
     page.shot("07-refine-tab")
+
+
+def test_refine_the_selected_image_keeps_the_batch_and_selects_the_refined_one(
+    app: Any, page: Page, input_image: Path
+) -> None:
+    """The WebUI's habit: a new image joins the batch in the gallery and is selected (issue #22)."""
+    app.host.refine_area = 128 * 128  # the tiny refiner; SDXL's own class is 1024²
+    p = page.page
+    page.upload("reimagine_image_1", input_image)
+    page.number("reimagine_steps", 2)
+    page.number("reimagine_batch_size", 2)
+    page.number("reimagine_seed", 600)
+    p.click("#reimagine_generate")
+    page.wait_thumbnails(2)
+    page.wait_text("html_info_reimagine", "Seed: 600")
+    p.locator("#reimagine_gallery .thumbnail-small").nth(1).click()
+    page.wait_text("html_info_reimagine", "Seed: 601")
+    p.locator("#reimagine_refine_accordion .label-wrap").first.click()
+    page.number("reimagine_refiner_steps", 2)
+    p.click("#reimagine_refine")
+    page.wait_thumbnails(3)
+    p.wait_for_function("() => reimagine_selected_index() === 2", timeout=30_000)
+    info = page.wait_text("html_info_reimagine", "Refiner post-pass")
+    assert "Seed: 601" in info  # the refined image is the selected one's
+    assert page.thumbnails() == 3
+    p.locator("#reimagine_gallery .thumbnail-small").nth(0).click()  # the batch's images keep their infotexts
+    page.wait_text("html_info_reimagine", "Seed: 600")
+    page.shot("08-refine-selected")

@@ -428,8 +428,8 @@ def test_webui_host_reads_the_flags_and_prints_the_plan(webui, capsys):
     big = host.memory_plan(choice, "unclip", {"width": 1024, "height": 1024, "batch_size": 4})
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sd-webui-reimagine: memory")]
     assert lines == [
-        f"sd-webui-reimagine: memory plan m 768x768 x1: {result.describe()} [flags: medvram, no_half_vae]",
-        f"sd-webui-reimagine: memory plan m 1024x1024 x4: {big.describe()} [flags: medvram, no_half_vae]",
+        f"sd-webui-reimagine: memory plan m 768x768 x1: {result.describe()} [flags: --medvram, --no-half-vae]",
+        f"sd-webui-reimagine: memory plan m 1024x1024 x4: {big.describe()} [flags: --medvram, --no-half-vae]",
     ]
     # the stand-in's device is the CPU: no GPU to plan for
     assert result.mode == "cpu"

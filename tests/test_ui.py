@@ -400,6 +400,23 @@ def test_user_errors_are_messages(tmp_path: Path, image: Image.Image) -> None:
     assert fake.calls == []
 
 
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("a" * 40_000, "prompt has 40,000 characters; the limit is 32,768"),
+        ("(cat:" + "9" * 400 + ")", "a prompt weight is inf"),
+        ("(" * 2000 + "cat", "more than 100 brackets open at once"),
+    ],
+    ids=["too long", "infinite weight", "too deep"],
+)
+def test_hostile_prompts_are_messages_in_the_tab(tmp_path: Path, image: Image.Image, prompt: str, message: str) -> None:
+    host, fake = FakeHost(tmp_path), FakeEngine()
+    for name in ("prompt", "negative_prompt"):
+        gallery, _, _, log = jobs.generate(host, make_args(image, **{name: prompt}), fake.engine())
+        assert gallery == [] and "class='error'" in log and message in html.unescape(log)
+    assert fake.calls == []
+
+
 def test_interpolation_mode(tmp_path: Path, image: Image.Image) -> None:
     host, fake = FakeHost(tmp_path), FakeEngine()
     other = Image.new("RGB", (96, 64), (0, 0, 200))
@@ -909,10 +926,13 @@ def test_refine_with_sdxl_on_a_selected_output(tiny: Any, tmp_path: Path) -> Non
     gallery, info_json, shown, log = jobs.refine_selected(
         host, [str(host.outdir / "00000-9.png")], 0, info, refiner.name, 0.3, 2
     )
-    assert log == "" and len(gallery) == 1
-    refined = Image.open(gallery[0])
+    # the batch stays, the refined image is added after it (the WebUI keeps a batch visible), with its own infotext
+    assert log == "" and len(gallery) == 2 and gallery[0] == str(host.outdir / "00000-9.png")
+    refined = Image.open(gallery[1])
     assert refined.size == (128, 128)
-    (infotext,) = json.loads(info_json)["infotexts"]
+    info = json.loads(info_json)
+    kept, infotext = info["infotexts"]
+    assert kept == text and info["all_seeds"][0] == 9 and jobs.selected_seed(info_json, 1) == 9
     assert refined.info["parameters"] == infotext and "Refiner post-pass steps: 2" in shown
     assert "Size: 128x128" in infotext and "Seed: 9" in infotext and "Noise level: 0" in infotext
     _, _, _, log = jobs.refine_selected(host, [], 0, "", refiner.name, 0.3, 2)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ReimagineError
+from ..outputs import remove_stale_temps
 
 NAME_BYTES = 200  # of a stem: room for "-0000.png" and the atomic writer's ".<stem>-XXXX.png.tmp" under NAME_MAX 255
 
@@ -33,7 +34,8 @@ def unique_stems(inputs: Sequence[Path]) -> list[str]:
 
 
 def prepare_out(out: Path) -> None:
-    """Create ``--out`` (with parents) and check that files can be written there; a one-line error otherwise."""
+    """Create ``--out`` (with parents) and check that files can be written there; a one-line error otherwise. Temp
+    files a killed run left there are removed (the resume rule then redoes their images)."""
     if out.exists() and not out.is_dir():
         raise ReimagineError(f"--out {out} is a file, not a folder: give a folder for the outputs")
     try:
@@ -42,6 +44,7 @@ def prepare_out(out: Path) -> None:
         raise ReimagineError(f"cannot create the output folder {out}: {error.strerror or error}") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ReimagineError(f"the output folder {out} is not writable")
+    remove_stale_temps(out)
 
 
 def write_error(error: OSError) -> ReimagineError:

@@ -34,8 +34,12 @@ from .refine import output_paths, request_for
 from .vary import make_outputs, settings_from_args
 
 INSTALL_HINT = (
-    '--engine ray needs Ray Data: pip install "ray[data]>=2.40" "pyarrow<20" (or pip install ".[ray]" in this folder)'
+    '--engine ray needs Ray Data: pip install "ray[data]>=2.59" "pyarrow<20" (or pip install ".[ray]" in this folder)'
 )
+LOOPBACK = "127.0.0.1"
+# Ray's own "no multi-node cluster" switch (on by default on Windows and macOS): with it off, a local Ray takes the
+# loopback address as its node address, and its GCS, raylet and workers listen there only.
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 FAILED_EXIT = 1
 
 
@@ -43,7 +47,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     """The ``--engine`` flags, added to ``vary`` and ``refine``."""
     group = parser.add_argument_group("dataset scale (Ray Data)")
     group.add_argument("--engine", choices=["local", "ray"], default="local", help="where to run (default: local)")
-    group.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:10001 (default: a local Ray)")
+    group.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster: auto, ray://host:10001 (default: a local Ray on 127.0.0.1 only)",
+    )
     group.add_argument("--workers", type=int, default=1, help="actors, each holding one loaded pipeline (default: 1)")
     group.add_argument(
         "--gpus-per-worker",
@@ -275,6 +283,36 @@ def require_ray() -> Any:
     return ray
 
 
+def check_can_start(pydantic_version: str) -> None:
+    """A one-line error instead of Ray's "The current node timed out during startup": Ray's raylet imports its
+    pydantic-2 models, so a local Ray never starts where pydantic 1 is installed (the A1111 WebUI's stack)."""
+    if pydantic_version.startswith("1."):
+        raise ReimagineError(
+            f"--engine ray cannot start a local Ray here: pydantic {pydantic_version} is installed and Ray needs "
+            'pydantic 2; run it from its own environment (python -m venv ray-env; pip install ".[ray]")'
+        )
+
+
+def start_ray(ray: Any, address: str | None) -> None:
+    """``ray.init``: a new local Ray listens on 127.0.0.1 only (with Ray's token authentication, on by default for
+    local clusters since Ray 2.59); ``address`` joins a cluster the user runs. A failure is one line."""
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+    if address is None:
+        import pydantic
+
+        check_can_start(pydantic.VERSION)
+        os.environ[SINGLE_NODE_ENV] = "0"  # inherited by the GCS, the raylet and the workers Ray starts
+        options["_node_ip_address"] = LOOPBACK
+    try:
+        ray.init(address=address, **options)
+    except Exception as error:  # noqa: BLE001 - Ray raises many kinds; the user needs one line
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray"
+        raise ReimagineError(
+            f"--engine ray could not {where}: {first} (another Ray using its ports? try `ray stop`)"
+        ) from None
+
+
 def run(args: argparse.Namespace, command: str) -> int:
     """``vary`` / ``refine`` with ``--engine ray`` (see the module docstring for the steps)."""
     ray = require_ray()
@@ -293,7 +331,7 @@ def run(args: argparse.Namespace, command: str) -> int:
 
     # 3. one actor per worker, each with one loaded pipeline
     if not ray.is_initialized():
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=True)
+        start_ray(ray, args.address)
     gpus = args.gpus_per_worker
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0

@@ -75,10 +75,15 @@ class MemoryFlags:
     bf16: bool = False  # bf16 instead of fp16 (Forge --unet-in-bf16 / --vae-in-bf16, or the user's setting)
     upcast_sampling: bool = False  # A1111 --upcast-sampling: fp16 weights, fp32 attention (our UNets upcast anyway)
     pin_memory: bool = False  # Forge --pin-shared-memory: informational (accelerate's hooks do not pin)
+    spelled: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (field, the flag that set it)
 
     def active(self) -> list[str]:
-        """Names of the flags that are set (for the log line)."""
-        return [name for name, value in vars(self).items() if value]
+        """Names of the fields that are set (:meth:`flag` spells each as the WebUI does, for the log line)."""
+        return [name for name, value in vars(self).items() if value and name != "spelled"]
+
+    def flag(self, name: str) -> str:
+        """The command-line flag that set field ``name``, as this WebUI spells it (Forge: ``--always-cpu``)."""
+        return dict(self.spelled).get(name, "--" + name.replace("_", "-"))
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,7 @@ def plan(total: int | None, free: int | None, flags: MemoryFlags, job: Job) -> M
             torch.float32,
             torch.float32,
             {name: "cpu" for name in parts},
-            reason="--use-cpu" if flags.use_cpu else "no accelerator",
+            reason=flags.flag("use_cpu") if flags.use_cpu else "no accelerator",
         )
     dtype, vae_dtype = _dtypes(flags, "cuda", kind)
     parts = component_bytes(kind, dtype, vae_dtype)
@@ -200,11 +205,11 @@ def plan(total: int | None, free: int | None, flags: MemoryFlags, job: Job) -> M
     # 2./3. the mode
     sdxl = kind in ("refiner", "base")
     if flags.lowvram:
-        mode, reason = "sequential_offload", "lowvram flag"
+        mode, reason = "sequential_offload", flags.flag("lowvram")
     elif flags.medvram or (flags.medvram_sdxl and sdxl):
-        mode, reason = "model_offload", "medvram-sdxl flag" if not flags.medvram else "medvram flag"
+        mode, reason = "model_offload", flags.flag("medvram" if flags.medvram else "medvram_sdxl")
     elif flags.always_gpu:
-        mode, reason = "resident", "always-gpu flag"
+        mode, reason = "resident", flags.flag("always_gpu")
     elif weights + max(whole["unet"], least["vae"]) <= budget:
         mode, reason = "resident", "fits"
     elif max(parts["unet"] + whole["unet"], parts["vae"] + least["vae"], largest) <= budget:
@@ -262,21 +267,63 @@ def flags_from_args(cmd_opts: Any, forge_args: Any = None, *, bf16: bool = False
         use_cpu = [use_cpu]
     use_cpu = {str(name).lower() for name in use_cpu}
 
-    def backend(*names: str) -> bool:
-        return any(_get(forge_args, name) for name in names)
+    def cmd(name: str) -> bool:
+        return bool(_get(cmd_opts, name))
 
+    def forge(name: str) -> bool:
+        return bool(_get(forge_args, name))
+
+    options = {  # field: the flags that set it, as (spelling, set?); the first set one names it in the log line
+        "medvram": [
+            ("--medvram", cmd("medvram")),
+            ("--always-offload-from-vram", forge("always_offload_from_vram")),
+            ("--disable-smart-memory", forge("disable_smart_memory")),  # Neo
+        ],
+        "medvram_sdxl": [("--medvram-sdxl", cmd("medvram_sdxl"))],
+        "lowvram": [
+            ("--lowvram", cmd("lowvram")),
+            ("--always-low-vram", forge("always_low_vram")),
+            ("--always-no-vram", forge("always_no_vram")),
+            ("--lowvram", forge("lowvram")),  # Neo (ComfyUI's names)
+            ("--novram", forge("novram")),
+        ],
+        "always_gpu": [
+            ("--always-gpu", forge("always_gpu")),
+            ("--always-high-vram", forge("always_high_vram")),
+            ("--gpu-only", forge("gpu_only")),
+            ("--highvram", forge("highvram")),
+        ],
+        "use_cpu": [
+            ("--use-cpu", bool({"all", "sd"} & use_cpu)),
+            ("--always-cpu", forge("always_cpu")),
+            ("--cpu", forge("cpu")),
+        ],
+        "no_half": [
+            ("--no-half", cmd("no_half")),
+            ("--precision full", _get(cmd_opts, "precision", "autocast") == "full"),
+            ("--all-in-fp32", forge("all_in_fp32")),
+            ("--force-fp32", forge("force_fp32")),
+            ("--fp32-unet", forge("fp32_unet")),
+        ],
+        "no_half_vae": [
+            ("--no-half-vae", cmd("no_half_vae")),
+            ("--vae-in-fp32", forge("vae_in_fp32")),
+            ("--fp32-vae", forge("fp32_vae")),
+        ],
+        "bf16": [
+            ("bf16 setting", bf16),
+            ("--unet-in-bf16", forge("unet_in_bf16")),
+            ("--vae-in-bf16", forge("vae_in_bf16")),
+            ("--bf16-unet", forge("bf16_unet")),
+            ("--bf16-vae", forge("bf16_vae")),
+        ],
+        "upcast_sampling": [("--upcast-sampling", cmd("upcast_sampling"))],
+        "pin_memory": [("--pin-shared-memory", forge("pin_shared_memory"))],
+    }
+    chosen = {name: next((flag for flag, on in found if on), None) for name, found in options.items()}
     return MemoryFlags(
-        medvram=bool(_get(cmd_opts, "medvram")) or backend("always_offload_from_vram", "disable_smart_memory"),
-        medvram_sdxl=bool(_get(cmd_opts, "medvram_sdxl")),
-        lowvram=bool(_get(cmd_opts, "lowvram")) or backend("always_low_vram", "always_no_vram", "lowvram", "novram"),
-        always_gpu=backend("always_gpu", "always_high_vram", "gpu_only", "highvram"),
-        use_cpu=bool({"all", "sd"} & use_cpu) or backend("always_cpu", "cpu"),
-        no_half=bool(_get(cmd_opts, "no_half") or _get(cmd_opts, "precision", "autocast") == "full")
-        or backend("all_in_fp32", "force_fp32", "fp32_unet"),
-        no_half_vae=bool(_get(cmd_opts, "no_half_vae")) or backend("vae_in_fp32", "fp32_vae"),
-        bf16=bool(bf16) or backend("unet_in_bf16", "vae_in_bf16", "bf16_unet", "bf16_vae"),
-        upcast_sampling=bool(_get(cmd_opts, "upcast_sampling")),
-        pin_memory=backend("pin_shared_memory"),
+        spelled=tuple((name, flag) for name, flag in chosen.items() if flag),
+        **{name: flag is not None for name, flag in chosen.items()},
     )
 
 

@@ -45,9 +45,10 @@ from PIL import Image
 from .. import infotext
 from ..errors import ParamError
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, REIMAGINE, refiner_values_from_ui
+from ..prompts import check_prompt
 from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule, seed_noise
-from .text_encoding import PromptEmbeds, encode_prompts
+from .text_encoding import PromptEmbeds, check_latents, encode_prompts
 
 if TYPE_CHECKING:
     pass
@@ -184,10 +185,18 @@ class RefineRequest:
             cfg_scale = REFINER["cfg_scale"].coerce(cfg_scale)
         except ParamError as error:
             raise ParamError(f"{error} (inherited from the base image's infotext: give cfg_scale)") from None
+        prompt = request.prompt.strip() or base.prompt
+        negative_prompt = request.negative_prompt.strip() or base.negative_prompt
+        for text, given, what in (
+            (prompt, request.prompt, "prompt"),
+            (negative_prompt, request.negative_prompt, "negative prompt"),
+        ):
+            inherited = " (inherited from the base image's infotext)" if not given.strip() else ""
+            check_prompt(text, f"the refiner {what}{inherited}")
         return replace(
             request,
-            prompt=request.prompt.strip() or base.prompt,
-            negative_prompt=request.negative_prompt.strip() or base.negative_prompt,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
             cfg_scale=cfg_scale,
             sampler_name=sampler,
             scheduler=schedule,
@@ -331,6 +340,7 @@ def encode_image(pipe: Any, image: Image.Image, generator: torch.Generator) -> t
 @torch.no_grad()
 def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
     """One VAE decode of scaled latents → pixels in −1…1, NaN-guarded (:func:`vae_guarded`)."""
+    check_latents(pipe, latents, "the SDXL refiner's UNet")
     vae = pipe.vae
     unscaled = latents / vae.config.scaling_factor
     return vae_guarded(vae, lambda: vae.decode(unscaled.to(device=pipe._execution_device, dtype=vae.dtype)).sample)

@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ..prompts import tokenize_prompt
+from ..errors import NonFiniteError
+from ..prompts import PromptError, tokenize_prompt
 
 # one chunk's token ids [1, 77] -> (hidden states [1, 77, C], pooled [1, P] or None)
 ChunkEncoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
@@ -40,7 +41,30 @@ def encode_weighted(
         states.append(emphasis_original(z, torch.tensor([weights], device=z.device)))
         if index == 0:
             pooled = chunk_pooled
-    return torch.cat(states, dim=1), pooled
+    embeds = torch.cat(states, dim=1)
+    if not bool(torch.isfinite(embeds).all()):  # e.g. weights whose emphasis mean is 0, or over fp16's range
+        raise PromptError(
+            "the prompt's emphasis weights make its text conditioning NaN or infinite (a weight too large, weights "
+            "that cancel out, or brackets nested too deeply): lower or remove them"
+        )
+    return embeds, pooled
+
+
+NAN_MESSAGE = (
+    "A tensor with NaNs was produced while sampling ({where}); the all-black image was not saved. Try fp32 weights "
+    "(Settings → Reimagine, or --no-half in the WebUI), fewer steps or a lower CFG scale."
+)
+
+
+def check_latents(pipe: Any, latents: torch.Tensor, where: str = "UNet") -> None:
+    """Raise :class:`NonFiniteError` for latents with NaN/inf values, before they are decoded into a black image.
+    A host may set ``pipe.reimagine_nan_check`` to its own check (the WebUI's ``devices.test_for_nans``, which
+    ``--disable-nan-check`` turns off)."""
+    own = getattr(pipe, "reimagine_nan_check", None)
+    if own is not None:
+        own(latents, where)
+    elif not bool(torch.isfinite(latents).all()):
+        raise NonFiniteError(NAN_MESSAGE.format(where=where))
 
 
 def pad_to_same_length(a: torch.Tensor, b: torch.Tensor, empty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

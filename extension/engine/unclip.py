@@ -31,9 +31,10 @@ from PIL import Image, ImageOps
 from .. import infotext
 from ..errors import ParamError
 from ..params import FRAMES, REIMAGINE
+from ..prompts import check_prompt
 from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import make_scheduler, resolved_schedule, seed_noise
-from .text_encoding import encode_weighted, pad_to_same_length
+from .text_encoding import check_latents, encode_weighted, pad_to_same_length
 
 MIN_SIDE = 64  # pixels: the smallest output width/height (README: 64-2048, multiples of 8)
 
@@ -72,6 +73,8 @@ class VariationRequest:
     def validated(self) -> VariationRequest:
         """A copy with every value checked against the parameter table (raises :class:`ParamError`)."""
         values = REIMAGINE.validate({name: getattr(self, name) for name in REIMAGINE.params})
+        check_prompt(values["prompt"])
+        check_prompt(values["negative_prompt"], "the negative prompt")
         if not self.images:
             raise ParamError("at least one input image is required")
         weights = list(self.weights) if self.weights is not None else [1.0] * len(self.images)
@@ -263,6 +266,7 @@ def denoised_estimate(scheduler: Any, output: Any, latents: torch.Tensor) -> tor
 def decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
     """VAE-decode latents to PIL images. A half-precision decode that overflows (NaN/inf: a black image) is redone
     in fp32, as A1111 does with ``--no-half-vae``'s automatic fallback (``modules/devices.py`` ``test_for_nans``)."""
+    check_latents(pipe, latents)
     vae = pipe.vae
     unscaled = latents / vae.config.scaling_factor
     pixels = vae.decode(unscaled.to(vae.dtype)).sample

@@ -360,6 +360,7 @@ class Host(ABC):
             token = self.make_room(plan.estimate if offloaded else self.bytes_needed(choice, role))
             pipe = self.cache.get(role, choice.location, **self.loader_kwargs(role))
             pipe = self._place(pipe, plan, choice, role)
+            pipe.reimagine_nan_check = self.nan_check()  # engine/text_encoding.py check_latents
             yield pipe
         finally:
             try:
@@ -371,6 +372,10 @@ class Host(ABC):
                     self._offload(pipe)
             finally:
                 self.restore(token)
+
+    def nan_check(self) -> Callable[[Any, str], None] | None:
+        """The host's check of sampled latents (None: the engine's own, which refuses any NaN/inf)."""
+        return None
 
     def memory_flags(self) -> Any:
         """The user's / WebUI's memory and precision flags (``extension.engine.memory.MemoryFlags``; none here)."""
@@ -397,7 +402,7 @@ class Host(ABC):
         plan = decide(device if device is not None else "cpu", flags, job, free=self.free_memory_estimate())
         line = (
             f"sd-webui-reimagine: memory plan {choice.name} {job.width}x{job.height} x{job.batch}: {plan.describe()} "
-            f"[flags: {', '.join(flags.active()) or 'none'}]"
+            f"[flags: {', '.join(flags.flag(name) for name in flags.active()) or 'none'}]"
         )
         if line != self._last_plan_line:  # a new plan is announced; the same one again is not repeated
             self._last_plan_line = line

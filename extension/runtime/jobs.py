@@ -398,7 +398,10 @@ def refine_selected(
     steps: Any,
     engine: Engine | None = None,
 ) -> tuple[list[Any], str, str, str]:
-    """The "Refine with SDXL" button: the selected output through the SDXL refiner post-pass (pixel mode, 1024² class)."""
+    """The "Refine with SDXL" button: the selected output through the SDXL refiner post-pass (pixel mode, 1024² class).
+    The batch stays in the gallery and the refined image is added after it (the tab's JavaScript then selects it), as
+    the WebUI keeps a batch visible; the generation info grows to match, so selecting any image still shows its own
+    infotext and seed."""
     engine = (engine or Engine()).resolved()
     control = host.control()
     outputs = Outputs(GenerationInfo())
@@ -412,7 +415,39 @@ def refine_selected(
         _refine_images(host, control, [(image, text)], model, strength, steps, engine, outputs, resize=True)
     except ReimagineError as error:
         outputs.error = str(error)
-    return outputs.values()
+    refined, info, shown, log = outputs.values()
+    kept = [_output_entry(item) for item in (gallery or [])]
+    return [*kept, *refined], _appended_info(generation_info, len(kept), info), shown, log
+
+
+def _output_entry(item: Any) -> Any:
+    """A gallery value's entry as an output value again: its path or URL (gradio 3 dicts, gradio 4 tuples), or the
+    image itself."""
+    if isinstance(item, (list, tuple)) and item:
+        item = item[0]
+    if isinstance(item, dict):
+        item = item.get("image", item)
+        item = item.get("path") or item.get("name") or item.get("url") if isinstance(item, dict) else item
+    return item
+
+
+def _appended_info(before: str, count: int, added: str) -> str:
+    """The panel's generation info for ``count`` kept images followed by the ones of ``added``: the kept images'
+    infotexts and seeds (padded to ``count``), then the new ones; everything else as before."""
+    try:
+        merged = json.loads(before)
+        if not isinstance(merged, dict):
+            raise ValueError
+    except (TypeError, ValueError):
+        merged = {}
+    new = json.loads(added)
+    if not merged:
+        merged = {**new, "infotexts": [], "all_seeds": []}
+    for key in ("infotexts", "all_seeds", "all_subseeds", "all_prompts", "all_negative_prompts"):
+        old = list(merged.get(key) or [])[:count]
+        fill = "" if key in ("infotexts", "all_prompts", "all_negative_prompts") else -1
+        merged[key] = old + [fill] * (count - len(old)) + list(new.get(key) or [])
+    return json.dumps(merged, default=str)
 
 
 def refine_uploaded(

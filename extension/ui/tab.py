@@ -413,6 +413,11 @@ def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine
         outputs=_outputs(panel),
         show_progress=host.show_progress,
         **compat.js(f"(...args) => submit_reimagine_refine(...args.slice(0, {len(refine_inputs)}))"),
+    ).then(  # the refined image was added after the batch: select it
+        fn=None,
+        inputs=[panel.gallery],
+        outputs=None,
+        **compat.js("(gallery) => { reimagine_select_newest((gallery || []).length); return []; }"),
     )
 
 

@@ -5,12 +5,13 @@ accordion."""
 from __future__ import annotations
 
 import functools
+import html
 from typing import Any
 
 import gradio as gr
 
 from ..params import Param
-from ..prompts import count_tokens
+from ..prompts import PromptError, count_tokens
 
 
 def slider(param: Param, elem_id: str, value: Any = None, **kwargs: Any) -> gr.Slider:
@@ -45,8 +46,13 @@ def _clip_tokenizer() -> Any:
 
 
 def token_count_html(text: str | None) -> str:
-    """txt2img's counter text, e.g. ``<span>12/75</span>`` (:func:`prompts.count_tokens`)."""
-    used, available = count_tokens(_clip_tokenizer(), text or "")
+    """txt2img's counter text, e.g. ``<span>12/75</span>`` (:func:`prompts.count_tokens`); a prompt over the limits
+    shows why instead (the job would refuse it with the same words). gradio runs it on a worker thread, and the
+    parser is linear, so a long paste cannot stall the server."""
+    try:
+        used, available = count_tokens(_clip_tokenizer(), text or "")
+    except PromptError as error:
+        return f"<span class='reimagine-token-error'>{html.escape(str(error))}</span>"
     return f"<span>{used}/{available}</span>"
 
 

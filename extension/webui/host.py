@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import NonFiniteError
 from ..loading.configs import config_root_from_env
 from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
 
@@ -302,6 +303,19 @@ class WebUIHost(Host):
             return None
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
+
+    def nan_check(self) -> Callable[[Any, str], None] | None:
+        """The WebUI's own NaN check (``devices.test_for_nans``; ``--disable-nan-check`` turns it off), raising our
+        :class:`~extension.errors.NonFiniteError` so the tab shows it and the REST API answers 422."""
+        from modules import devices
+
+        def check(latents: Any, where: str) -> None:
+            try:
+                devices.test_for_nans(latents, "unet")
+            except devices.NansException as error:
+                raise NonFiniteError(f"{error} ({where}; the all-black image was not saved)") from None
+
+        return check
 
     def memory_flags(self) -> Any:
         """``--medvram``/``--lowvram``/``--no-half-vae``... (A1111 ``shared.cmd_opts``; Forge also ``backend.args``)."""

@@ -21,8 +21,14 @@ browser's console errors; a screenshot after each):
    ``vary_again``: the selected output becomes image 1 and a new run starts. ``refine``: the "Refine with SDXL"
    accordion of the results column (model, strength, steps, "Refine the selected image") runs the post-pass over the
    selected output. During the runs the progress bar / live preview under the gallery is watched (noted).
-   ``live-preview``: with the WebUI's options set to a preview every step ("Approx cheap"; restored afterwards), a
-   longer run (30 steps, 128x128, batch count 2) shows the progress bar and a live preview image under the gallery.
+   ``live-preview``: with the WebUI's options set to a preview every step ("Approx cheap") and the page's preview
+   poll at its shortest (``live_preview_refresh_period`` 250 ms; all restored afterwards), a run long enough to be
+   seen (30 steps, 128x128, batch count 2; redone with 4× the steps, up to 150 and batch count 4, while it ends in
+   under 10 s without a preview image: the tiny models finished in 1.9 s on Forge) shows the progress bar and a live
+   preview image under the gallery. ``interrupt``: a long run (150 steps, batch count 4) is interrupted once its
+   progress bar shows; the tab comes back idle (not just "Interrupting..."), with the images that finished and the
+   "Interrupted" note, and a 2-step run afterwards works.
+   ``refine`` also checks that the batch stays in the gallery with the refined image added last and selected.
 3. ``txt2img``: tick the "Refiner post-pass (SDXL)" accordion, refiner model, 2 steps, 64x64; our infotext keys.
 4. ``api``: POST /sdapi/v1/txt2img with the refiner's alwayson args (200 + our keys), and a bad value (strength 5):
    a 4xx or a clear ``Refiner post-pass error`` in the infotext, never a 500.
@@ -120,6 +126,23 @@ WATCH_PROGRESS_JS = """() => {
     look();
     return true;
 }"""
+# what still shows that a tab's job runs: its buttons (by id, and any visible "Interrupting..." text in the tab) and the
+# progress bar requestProgress() puts beside the gallery
+BUSY_JS = """(tab) => {
+    const shown = (el) => !!el && el.offsetParent !== null;
+    const root = document.getElementById('tab_' + tab) || document.body;
+    const busy = [];
+    for (const id of [tab + '_interrupt', tab + '_interrupting', tab + '_skip']) {
+        if (shown(document.getElementById(id))) busy.push(id);
+    }
+    for (const b of root.querySelectorAll('button')) {
+        if (shown(b) && /Interrupting/i.test(b.textContent || '')) busy.push('"' + b.textContent.trim() + '"');
+    }
+    if (root.querySelector('.progressDiv')) busy.push('progress bar');
+    if (!shown(document.getElementById(tab + '_generate'))) busy.push('Generate hidden');
+    return busy;
+}"""
+IDLE_JS = f"(tab) => ({BUSY_JS})(tab).length === 0"
 REFINER_KEYS = (
     "Refiner post-pass: ",
     "Refiner post-pass strength: ",
@@ -330,18 +353,18 @@ class Walk:
         return self.page.inner_text(f"#html_info_{tab}")
 
     def wait_idle(self, tab: str, timeout_s: float = 120) -> None:
-        """Until the tab is idle again: Interrupt hidden, Generate shown (the WebUI's progress poll ended)."""
+        """Until the tab is idle again, twice 500 ms apart: Generate shown, and no Interrupt, "Interrupting...",
+        Skip or progress bar left (after an Interrupt the WebUI shows "Interrupting..." where Interrupt was, and
+        Generate comes back only when the job has really ended)."""
         try:
-            self.page.wait_for_function(
-                """(tab) => { const shown = (id) => { const b = document.getElementById(id);
-                                                      return !!b && b.offsetParent !== null; };
-                              return !shown(tab + '_interrupt') && shown(tab + '_generate'); }""",
-                arg=tab,
-                timeout=timeout_s * 1000,
-            )
+            for _ in range(2):
+                self.page.wait_for_function(IDLE_JS, arg=tab, timeout=timeout_s * 1000)
+                self.page.wait_for_timeout(500)
+            self.page.wait_for_function(IDLE_JS, arg=tab, timeout=timeout_s * 1000)
         except Exception as exc:
-            raise AssertionError(f"the {tab} tab still shows Interrupt / hides Generate after the run") from exc
-        self.note(f"{tab} tab idle again (Generate shown, Interrupt hidden)")
+            busy = self.page.evaluate(BUSY_JS, tab)
+            raise AssertionError(f"the {tab} tab is not idle after the run: {busy}") from exc
+        self.note(f"{tab} tab idle again (Generate shown; no Interrupt, Interrupting..., Skip or progress bar)")
 
     # --- the steps ---------------------------------------------------------------------------------------------------
 
@@ -575,6 +598,7 @@ class Walk:
             raise AssertionError(f"the refine accordion lacks controls ({inside}) or its button reads {button!r}")
         self.choose("reimagine_refiner_model", self.refiner)
         self.number("reimagine_refiner_steps", 2)
+        batch = self.gallery_count("reimagine")
         before = p.locator("#generation_info_reimagine textarea").first.input_value()
         self.watch_progress()
         p.click("#reimagine_refine")
@@ -586,46 +610,108 @@ class Walk:
         finally:
             log = p.inner_text("#html_log_reimagine") if p.locator("#html_log_reimagine").count() else ""
             self.note(f"html log: {log[:300]!r}")
-        self.note(f"info text: {text[:500]!r}; gallery {self.gallery_count('reimagine')} images")
+        self.note(f"info text: {text[:500]!r}; gallery {self.gallery_count('reimagine')} images (was {batch})")
         missing = [key for key in REFINER_KEYS if key not in text]
         if missing or "Refiner post-pass error" in text:
             raise AssertionError(f"refined infotext lacks {missing} or reports an error: {text[:500]}")
+        # the WebUI's habit: the batch stays visible, the new image is added and selected
+        try:
+            p.wait_for_function(
+                """(count) => typeof reimagine_selected_index === 'function'
+                              && reimagine_selected_index() === count - 1""",
+                arg=batch + 1,
+                timeout=10_000,
+            )
+        except Exception as exc:
+            count, selected = self.gallery_count("reimagine"), p.evaluate("() => reimagine_selected_index()")
+            raise AssertionError(
+                f"after refining, the gallery shows {count} images (the batch had {batch}) with #{selected} selected; "
+                f"expected {batch + 1} with the refined one (#{batch}) selected"
+            ) from exc
+        self.note(f"the batch stayed: {self.gallery_count('reimagine')} images, the refined one (#{batch}) selected")
 
     def step_live_preview(self) -> None:
         p = self.page
         status, options = http(f"{self.url}/sdapi/v1/options", timeout=60)
         if status != 200 or not isinstance(options, dict):
             raise AssertionError(f"GET /sdapi/v1/options: {status}")
-        keys = ("show_progress_every_n_steps", "show_progress_type", "live_previews_enable")
-        saved = {k: options[k] for k in keys if k in options}
+        want = {
+            "show_progress_every_n_steps": 1,
+            "show_progress_type": "Approx cheap",
+            "live_previews_enable": True,
+            "live_preview_refresh_period": 250,  # ms between the page's progress polls (default 1000)
+        }
+        saved = {k: options[k] for k in want if k in options}
         self.note(f"options before: {saved}")
-        want = {"show_progress_every_n_steps": 1, "show_progress_type": "Approx cheap", "live_previews_enable": True}
         status, _ = http(f"{self.url}/sdapi/v1/options", {k: v for k, v in want.items() if k in saved}, timeout=60)
         if status != 200:
             raise AssertionError(f"POST /sdapi/v1/options: {status}")
+        seen: dict[str, Any] = {}
+        steps, batches = 30, 2
         try:
-            self.number("reimagine_steps", 30)
-            self.number("reimagine_width", 128)
-            self.number("reimagine_height", 128)
-            self.number("reimagine_batch_count", 2)
-            self.number("reimagine_seed", SEED)
-            before = p.locator("#generation_info_reimagine textarea").first.input_value()
-            self.watch_progress()
-            started = time.time()
-            p.click("#reimagine_generate")
-            self.wait_info_change("reimagine", before)
-            self.note(f"run took about {time.time() - started:.1f} s")
-            self.note_progress()
-            self.wait_idle("reimagine")
-            self.note(f"gallery {self.gallery_count('reimagine')} images; info {self.html_info('reimagine')[:200]!r}")
+            while True:
+                took = self._run_reimagine(steps, batches, 128)
+                self.note(f"{steps} steps x batch count {batches}: the run took about {took:.1f} s")
+                seen = p.evaluate("() => window.__walk_progress || {}")
+                if seen.get("previewImage") or took >= 10 or steps >= 150:
+                    break
+                steps, batches = min(steps * 4, 150), min(batches * 2, 4)  # too quick to be seen: a longer run
         finally:
             http(f"{self.url}/sdapi/v1/options", saved, timeout=60)
-            self.number("reimagine_steps", 2)
-            self.number("reimagine_width", 64)
-            self.number("reimagine_height", 64)
-        seen = p.evaluate("() => window.__walk_progress || {}")
+            self._small_runs()
         if not seen.get("bar") or not seen.get("previewImage"):
             raise AssertionError(f"no progress bar or no live preview image under the gallery during the run: {seen}")
+
+    def _run_reimagine(self, steps: int, batches: int, side: int) -> float:
+        """One Generate with these settings, until the tab is idle; returns about how long it ran (not checked)."""
+        p = self.page
+        self.number("reimagine_steps", steps)
+        self.number("reimagine_width", side)
+        self.number("reimagine_height", side)
+        self.number("reimagine_batch_count", batches)
+        self.number("reimagine_seed", SEED)
+        before = p.locator("#generation_info_reimagine textarea").first.input_value()
+        self.watch_progress()
+        started = time.time()
+        p.click("#reimagine_generate")
+        self.wait_info_change("reimagine", before)
+        took = time.time() - started
+        self.note_progress()
+        self.wait_idle("reimagine")
+        self.note(f"gallery {self.gallery_count('reimagine')} images; info {self.html_info('reimagine')[:200]!r}")
+        return took
+
+    def _small_runs(self) -> None:
+        self.number("reimagine_steps", 2)
+        self.number("reimagine_width", 64)
+        self.number("reimagine_height", 64)
+        self.number("reimagine_batch_count", 2)
+
+    def step_interrupt(self) -> None:
+        p = self.page
+        self.number("reimagine_steps", 150)
+        self.number("reimagine_width", 128)
+        self.number("reimagine_height", 128)
+        self.number("reimagine_batch_count", 4)
+        self.number("reimagine_seed", SEED)
+        self.watch_progress()
+        p.click("#reimagine_generate")
+        try:
+            p.wait_for_function("() => !!(window.__walk_progress || {}).bar", timeout=WAIT_S * 1000)
+            p.wait_for_timeout(1000)
+            p.click("#reimagine_interrupt")
+            self.note(f"Interrupt clicked; the tab shows {p.evaluate(BUSY_JS, 'reimagine')}")
+            self.wait_idle("reimagine", timeout_s=WAIT_S)
+        finally:
+            self._small_runs()
+        log = p.inner_text("#html_log_reimagine") if p.locator("#html_log_reimagine").count() else ""
+        count = self.gallery_count("reimagine")
+        self.note(f"after the interrupt: gallery {count} images; html log {log[:300]!r}")
+        if "Interrupted" not in log or count >= 4:
+            raise AssertionError(f"the interrupted run shows {count} of 4 images and the log {log[:300]!r}")
+        self._run_reimagine(2, 2, 64)  # the next run starts and ends normally
+        if self.gallery_count("reimagine") != 2:
+            raise AssertionError(f"the run after the interrupt shows {self.gallery_count('reimagine')} images, not 2")
 
     def step_txt2img(self) -> None:
         p = self.page
@@ -754,6 +840,9 @@ class Walk:
                 self.step("refine", "Refine with SDXL over the selected output", self.step_refine)
                 self.step(
                     "live-preview", "a longer run shows the progress bar and a live preview", self.step_live_preview
+                )
+                self.step(
+                    "interrupt", "Interrupt a long run: idle again, the finished images kept", self.step_interrupt
                 )
                 self.step(
                     "txt2img-refiner", "txt2img with the Refiner post-pass (SDXL) accordion ticked", self.step_txt2img
