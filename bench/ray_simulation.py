@@ -12,8 +12,8 @@ Measured per configuration (T, actors, rows in flight per actor), each on a fres
   included) is printed beside it;
 * efficiency: images/s over N × the 1-actor images/s at the same T and rows in flight;
 * CPU per image in the steady state, by process: our actors, the driver (this process: Ray Data's executor and the
-  result loop), Ray's own processes (raylet, GCS, idle workers), and the machine as a whole (other users included),
-  sampled with psutil every 0.2 s.
+  result loop; the sampler's own thread left out), Ray's own processes (raylet, GCS, idle workers), and the machine
+  as a whole (other users included), sampled with psutil every 0.2 s.
 
 ``--profile N`` instead runs one :class:`extension.cli.ray_engine.Worker` in this process (no Ray, T = 0) over N
 rows and splits its CPU time per image by function (cProfile on ``time.process_time``): the actor's host work.
@@ -56,7 +56,7 @@ class CpuSampler:
         import psutil
 
         self.psutil, self.period = psutil, period
-        self.samples: list[tuple[float, dict[int, tuple[str, float]], float]] = []
+        self.samples: list[tuple[float, dict[int, tuple[str, float]], float, float]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -81,7 +81,7 @@ class CpuSampler:
                     found[process.pid] = (category, times.user + times.system)
             total = self.psutil.cpu_times()
             busy = sum(total) - total.idle - getattr(total, "iowait", 0.0)
-            self.samples.append((now, found, busy))
+            self.samples.append((now, found, busy, time.thread_time()))  # the sampler's own CPU: not the driver's
             self.stop.wait(self.period)
 
     def __enter__(self) -> CpuSampler:
@@ -100,6 +100,7 @@ class CpuSampler:
         for pid, (category, seconds) in last[1].items():
             if pid in first[1]:
                 spent[category] += seconds - first[1][pid][1]
+        spent["driver"] -= last[3] - first[3]
         spent["machine"] = last[2] - first[2]
         spent["seconds"] = last[0] - first[0]
         return spent
