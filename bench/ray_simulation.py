@@ -142,7 +142,7 @@ def simulate(options: argparse.Namespace) -> None:
 
     os.environ["REIMAGINE_RAY_THREADS"] = "1"
     root = Path(tempfile.mkdtemp(prefix="bench-raysim-", dir=options.tmp))
-    inputs = make_inputs(root / "in", options.images, options.side)
+    inputs = make_inputs(Path(options.inputs or root / "in"), options.images, options.side)
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     cpus = max(options.workers) + 2  # logical CPUs: one per actor (as on a GPU node), whatever the cores
     ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, _temp_dir=temp_dir)  # fmt: skip
@@ -173,14 +173,16 @@ def simulate(options: argparse.Namespace) -> None:
 def table(rows: list[dict[str, Any]]) -> str:
     """The figures as a Markdown table (README's "At scale")."""
     lines = [
-        "| T (ms) | rows/actor | actors | images/s | N × 1 actor | efficiency | of N/T | wall (s) | CPU/image ms: actors / driver / Ray / machine | load |",  # noqa: E501
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| T (ms) | side | rows/actor | actors | images/s | N × 1 actor | efficiency | of N/T | wall (s) | CPU/image ms: actors / driver / Ray / machine | load |",  # noqa: E501
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        one = next(r for r in rows if (r["gpu_ms"], r["rows_in_flight"], r["actors"]) == (row["gpu_ms"], row["rows_in_flight"], 1))  # fmt: skip
+        key = (row["gpu_ms"], row.get("side"), row["rows_in_flight"], 1)
+        one = next(r for r in rows if (r["gpu_ms"], r.get("side"), r["rows_in_flight"], r["actors"]) == key)
         cpu = row["cpu_ms_per_image"]
         lines.append(
-            f"| {row['gpu_ms']:g} | {row['rows_in_flight']} | {row['actors']} | {row['images_per_s']:.2f} | "
+            f"| {row['gpu_ms']:g} | {row.get('side', '?')}² | {row['rows_in_flight']} | {row['actors']} | "
+            f"{row['images_per_s']:.2f} | "
             f"{row['actors'] * one['images_per_s']:.2f} | {row['efficiency']:.0%} | "
             f"{row['images_per_s'] * row['gpu_ms'] / 1000 / row['actors']:.0%} | {row['wall_s']:.0f} | "
             f"{cpu['actors']:.0f} / {cpu['driver']:.0f} / {cpu['ray']:.0f} / {cpu['machine']:.0f} | "
@@ -250,3 +252,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", type=int, default=0, metavar="N", help="profile one actor's host work over N rows")
     group.add_argument("--json", default=None, help="also write the figures here")
     group.add_argument("--tmp", default=None, help="scratch folder (default: the system's)")
+    group.add_argument("--inputs", default=None, help="input folder, kept between runs (default: a new one)")
