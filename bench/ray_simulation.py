@@ -157,13 +157,13 @@ def simulate(options: argparse.Namespace) -> None:
                 for workers in options.workers:
                     out = root / f"out-{ms:g}-{in_flight}-{workers}"
                     row = run_one(inputs, out, ms, workers, in_flight, sampler, options.side)
-                    one = next((r for r in rows if (r["gpu_ms"], r["rows_in_flight"], r["actors"]) == (ms, in_flight, 1)), None)  # fmt: skip
-                    if one is None and workers == 1:
-                        one = row
-                    row["efficiency"] = round(row["images_per_s"] / (workers * one["images_per_s"]), 3) if one else None  # fmt: skip
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     ray.shutdown()
+    for row in rows:  # against the 1-actor run of the same T, side and rows in flight (in any order)
+        key = (row["gpu_ms"], row["rows_in_flight"], 1)
+        one = next((r for r in rows if (r["gpu_ms"], r["rows_in_flight"], r["actors"]) == key), None)
+        row["efficiency"] = round(row["images_per_s"] / (row["actors"] * one["images_per_s"]), 3) if one else None
     print(f"load after: {os.getloadavg()}")
     print(table(rows))
     if options.json:
@@ -178,12 +178,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         key = (row["gpu_ms"], row.get("side"), row["rows_in_flight"], 1)
-        one = next(r for r in rows if (r["gpu_ms"], r.get("side"), r["rows_in_flight"], r["actors"]) == key)
+        one = next((r for r in rows if (r["gpu_ms"], r.get("side"), r["rows_in_flight"], r["actors"]) == key), None)
+        ideal = row["actors"] * one["images_per_s"] if one else None
+        versus_one = f"{ideal:.2f} | {row['images_per_s'] / ideal:.0%}" if ideal else "– | –"
         cpu = row["cpu_ms_per_image"]
         lines.append(
             f"| {row['gpu_ms']:g} | {row.get('side', '?')}² | {row['rows_in_flight']} | {row['actors']} | "
-            f"{row['images_per_s']:.2f} | "
-            f"{row['actors'] * one['images_per_s']:.2f} | {row['efficiency']:.0%} | "
+            f"{row['images_per_s']:.2f} | {versus_one} | "
             f"{row['images_per_s'] * row['gpu_ms'] / 1000 / row['actors']:.0%} | {row['wall_s']:.0f} | "
             f"{cpu['actors']:.0f} / {cpu['driver']:.0f} / {cpu['ray']:.0f} / {cpu['machine']:.0f} | "
             f"{row['load_1min'][0]:.1f}–{row['load_1min'][1]:.1f} |"
