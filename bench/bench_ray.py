@@ -1,6 +1,11 @@
 """``--engine ray`` vs the local CLI on this CPU: 64 images, the tiny unCLIP model (tests/tiny_models.py).
 
     REIMAGINE_TINY_CACHE=/tmp/tiny-cache python bench/bench_ray.py [--images 64] [--steps 4]
+    python bench/bench_ray.py --simulate-gpu-ms 250 2000 --images 256 [--workers 1 2 4 8] [--rows-in-flight 2 1]
+    python bench/bench_ray.py --profile 64
+
+With ``--simulate-gpu-ms`` no model is loaded: each actor's diffusion call becomes a wait of T ms per image and
+everything else runs for real (``bench/ray_simulation.py``); ``--profile`` splits one actor's host work per image.
 
 Prints the wall time of: the local CLI, Ray with 1 worker, Ray with 2 workers (each on a fresh output folder, Ray
 started once beforehand and not counted), and the ratios: Ray(1)/local per image, and the throughput of 2 workers
@@ -26,7 +31,6 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from extension.cli import main  # noqa: E402
-from tests.tiny_models import build_tiny_models  # noqa: E402
 
 
 def timed(argv: list[str]) -> float:
@@ -41,10 +45,20 @@ def bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ray_simulation
+
+    ray_simulation.add_arguments(parser)
     options = parser.parse_args()
+    if options.profile:
+        return ray_simulation.profile(options)
+    if options.simulate_gpu_ms:
+        return ray_simulation.simulate(options)
 
     import ray
     import torch
+
+    from tests.tiny_models import build_tiny_models
 
     os.environ["REIMAGINE_RAY_THREADS"] = "1"
     torch.set_num_threads(1)  # the local run gets one core too: per-image cost on equal footing

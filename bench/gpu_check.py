@@ -1,13 +1,16 @@
 """Memory plan check: do the models fit small GPUs under the WebUI's flags, how slow is offloading, any black images?
 
-    python bench/gpu_check.py                      # CUDA, fp16, full-size random weights (< 8 min on one large GPU)
+    python bench/gpu_check.py                      # CUDA, fp16, full-size random weights; < 10 min on one large GPU
     python bench/gpu_check.py --device cpu         # CPU: mid-size refiner, offload overhead (plan vs no plan)
 
-CUDA: for caps of 4, 6, 8, 12 GB (``torch.cuda.set_per_process_memory_fraction``) and no cap, with the flags the
-goals name (unCLIP-H: 4 GB ``--lowvram``, 6 GB ``--medvram``; refiner: 6 GB ``--medvram-sdxl``; 8/12 GB and no cap:
-no flag, the plan decides), runs Reimagine unCLIP-H 768² batch 1 and 4 and the refiner at 1024² on pixels and on
-latents, each with the plan from ``extension.engine.memory`` applied by ``apply_plan``; prints the plan, peak VRAM,
-seconds per image, NaN/black images and, without a cap, the ratio to plain diffusers on the same weights.
+CUDA: every cell of README's memory table. For no cap and caps of 24, 12, 8, 6 and 4 GB
+(``torch.cuda.set_per_process_memory_fraction``) with no flag, and at 6 and 4 GB again with the flags the goals name
+(unCLIP-H: 4 GB ``--lowvram``, 6 GB ``--medvram``; refiner: 4 GB ``--lowvram``, 6 GB ``--medvram-sdxl``), runs
+Reimagine unCLIP-H 768² batch 1 and 4 and the refiner at 1024² on pixels and on latents, each with the plan from
+``extension.engine.memory`` applied by ``apply_plan``; prints the plan, its estimate, peak VRAM, seconds per image,
+NaN/black images and, without a cap, the ratio to plain diffusers on the same weights; writes all of it as JSON
+(``--json``). Random weights are built once per model and deep-copied per run; runs not started within
+``--max-minutes`` are listed as skipped, so the whole check ends unattended in under 10 minutes.
 CPU: the same code path (``plan`` → ``apply_plan``) with model offload to the CPU itself: what the hooks cost.
 Goals: unCLIP-H 768² fits 4 GB (--lowvram) and 6 GB (--medvram); refiner 1024² fits 6 GB (--medvram-sdxl); no cap
 ≤ 1.03× plain diffusers; zero black images.
@@ -16,7 +19,9 @@ Goals: unCLIP-H 768² fits 4 GB (--lowvram) and 6 GB (--medvram); refiner 1024²
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 from bench_refine import random_refiner
@@ -78,16 +83,31 @@ def _cases(steps: int):
     ]
 
 
-def _flags_for(kind: str, cap: int | None):
+# (cap in GB or None, the goal's flag on?): every column of README's memory table (no flag), then the flagged goals
+CAPS = [(None, False), (24, False), (12, False), (8, False), (6, False), (6, True), (4, False), (4, True)]
+
+
+def _flags_for(kind: str, cap: int | None, flagged: bool):
+    """The flag a goal names: unCLIP-H 4 GB ``--lowvram``, 6 GB ``--medvram``; refiner 6 GB ``--medvram-sdxl``."""
     from extension.engine.memory import MemoryFlags
 
-    if cap == 4 and kind == "unclip-h":
-        return MemoryFlags(lowvram=True)
+    if not flagged:
+        return MemoryFlags()
     if cap == 6:
         return MemoryFlags(medvram_sdxl=True) if kind == "refiner" else MemoryFlags(medvram=True)
-    if cap == 4:
-        return MemoryFlags(lowvram=True)
-    return MemoryFlags()
+    return MemoryFlags(lowvram=True)
+
+
+def _fresh(template, build):
+    """A pipeline with the template's weights (a deep copy: seconds, where building random weights takes a minute);
+    a plan's hooks and moves never reach the template."""
+    import copy
+
+    try:
+        return copy.deepcopy(template)
+    except Exception as error:  # noqa: BLE001 - a component that cannot be copied: build it again
+        print(f"  (deepcopy failed: {error}; rebuilding)")
+        return build()
 
 
 def run_cuda(args: argparse.Namespace) -> None:
@@ -95,24 +115,41 @@ def run_cuda(args: argparse.Namespace) -> None:
 
     from extension.engine.memory import Job, apply_plan, plan
 
+    started = time.perf_counter()
     total = torch.cuda.get_device_properties(0).total_memory
+    report = {"device": torch.cuda.get_device_name(0), "total_gib": round(total / GB, 1), "steps": args.steps}
+    report["torch"] = torch.__version__
+    rows = report["rows"] = []
+    templates: dict[str, object] = {}
     for name, kind, call, side, batches in _cases(args.steps):
-        build = (
-            (lambda: random_unclip("unclip-h"))
-            if kind == "unclip-h"
-            else (lambda: random_refiner("full", torch.float32, "cpu"))
-        )
+
+        def build(kind=kind):
+            if kind == "unclip-h":
+                return random_unclip("unclip-h").to(dtype=torch.float16)
+            return random_refiner("full", torch.float32, "cpu").to(dtype=torch.float16)
+
         for batch in batches:
             baseline = None
-            for cap in (None, 12, 8, 6, 4):
-                pipe = build().to(dtype=torch.float16)
+            for cap, flagged in CAPS:
+                flags = _flags_for(kind, cap, flagged)
+                row = {"case": name, "batch": batch, "cap_gb": cap, "flags": flags.active()}
+                rows.append(row)
+                label = f"{name} x{batch} cap {cap or 'none'} GB {'+'.join(flags.active()) or 'no flag'}"
+                if time.perf_counter() - started > args.max_minutes * 60:
+                    row["skipped"] = f"over --max-minutes {args.max_minutes}"
+                    print(f"{label}: skipped ({row['skipped']})")
+                    continue
+                if kind not in templates:
+                    templates.clear()  # one model's weights in RAM at a time
+                    templates[kind] = build()
+                pipe = _fresh(templates[kind], build)
                 torch.cuda.empty_cache()
                 limit = total if cap is None else cap * GB
                 torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total))
-                memory_plan = plan(
-                    limit, limit - torch.cuda.memory_allocated(), _flags_for(kind, cap), Job(kind, side, side, batch)
-                )
-                row = f"{name} x{batch} cap {cap or 'none'} GB: {memory_plan.mode}"
+                job = Job(kind, side, side, batch)
+                memory_plan = plan(limit, limit - torch.cuda.memory_allocated(), flags, job)
+                row.update(mode=memory_plan.mode, plan=memory_plan.describe())
+                row["estimate_gib"] = round(memory_plan.estimate / GB, 2)
                 try:
                     if cap is None:  # plain diffusers first, on the same weights, all on the GPU
                         pipe.to("cuda")
@@ -122,6 +159,7 @@ def run_cuda(args: argparse.Namespace) -> None:
                         call(pipe, batch)
                         torch.cuda.synchronize()
                         baseline = time.perf_counter() - start
+                        row["plain_s_per_image"] = round(baseline / batch, 3)
                         pipe.to("cpu")
                     apply_plan(pipe, memory_plan, "cuda")
                     call(pipe, batch)  # warm-up
@@ -131,15 +169,27 @@ def run_cuda(args: argparse.Namespace) -> None:
                     images = call(pipe, batch)
                     torch.cuda.synchronize()
                     seconds = time.perf_counter() - start
-                    peak = torch.cuda.max_memory_allocated() / GB
-                    ratio = f", {seconds / baseline:.3f}x plain diffusers" if cap is None and baseline else ""
-                    print(f"{row}: peak {peak:.2f} GiB, {seconds / batch:.2f} s/image, bad {_bad(images)}{ratio}")
+                    row["peak_gib"] = round(torch.cuda.max_memory_allocated() / GB, 2)
+                    row["s_per_image"] = round(seconds / batch, 3)
+                    row["bad_images"] = _bad(images)
+                    if cap is None and baseline:
+                        row["ratio_to_plain"] = round(seconds / baseline, 3)
+                    ratio = f", {row['ratio_to_plain']:.3f}x plain diffusers" if "ratio_to_plain" in row else ""
+                    print(
+                        f"{label}: {memory_plan.mode}: peak {row['peak_gib']:.2f} GiB (plan ~{row['estimate_gib']:.1f}), "
+                        f"{row['s_per_image']:.2f} s/image, bad {row['bad_images']}{ratio}",
+                        flush=True,
+                    )
                 except torch.cuda.OutOfMemoryError:
-                    print(f"{row}: OUT OF MEMORY (plan: {memory_plan.describe()})")
+                    row["error"] = "out of memory"
+                    print(f"{label}: OUT OF MEMORY (plan: {memory_plan.describe()})", flush=True)
                 finally:
                     del pipe
                     torch.cuda.set_per_process_memory_fraction(1.0)
                     torch.cuda.empty_cache()
+    report["minutes"] = round((time.perf_counter() - started) / 60, 1)
+    Path(args.json).write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    print(f"{report['minutes']} min; figures written to {args.json}")
 
 
 def run_cpu(args: argparse.Namespace) -> None:
@@ -192,6 +242,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="sampling steps (default: 20 CUDA, 8 CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="CPU: interleaved timed runs")
     parser.add_argument("--threads", type=int, default=1, help="CPU: torch threads")
+    parser.add_argument("--json", default="gpu_check.json", help="CUDA: where the figures go (default: %(default)s)")
+    parser.add_argument(
+        "--max-minutes", type=float, default=8.5, help="CUDA: runs not started by then are skipped (default: 8.5)"
+    )
     args = parser.parse_args()
     args.steps = args.steps or (20 if args.device == "cuda" else 8)
     if args.device == "cuda":

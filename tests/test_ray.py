@@ -6,6 +6,7 @@ Skipped where ``ray`` is not installed (the WebUI environments); ``nox -s latest
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -114,33 +115,63 @@ def _actor_pids() -> set[int]:
     return pids
 
 
-def test_killed_worker_run_completes_each_output_once_and_rerun_skips(local_ray, tiny, tmp_path, capsys):
-    src = _folder(tmp_path / "in", 12)
-    out = tmp_path / "out"
-    argv = _vary(tiny.unclip_h.folder, src, out, "--n", "1", "--engine", "ray", "--steps", "4")
+def _run_and_kill_one_actor(argv: list[str], out: Path) -> tuple[int, dict[str, int]]:
+    """Run ``argv`` in a thread and SIGKILL one map actor once 2 outputs exist. Returns the exit status and the inode
+    each output had when first seen: an output written twice (a new temp file renamed over it) changes inode."""
     status: dict[str, int] = {}
     runner = threading.Thread(target=lambda: status.setdefault("rc", main(argv)))
     runner.start()
     killed = None
+    first_inode: dict[str, int] = {}
     deadline = time.monotonic() + 120
-    while killed is None and runner.is_alive() and time.monotonic() < deadline:
-        pids = _actor_pids()
-        if pids and len(list(out.glob("*.png"))) >= 2:
+    while runner.is_alive():
+        for path in out.glob("*.png"):
+            first_inode.setdefault(path.name, path.stat().st_ino)
+        pids = _actor_pids() if killed is None and time.monotonic() < deadline else set()
+        if pids and len(first_inode) >= 2:
             killed = min(pids)
             os.kill(killed, signal.SIGKILL)
         time.sleep(0.05)
-    runner.join(timeout=240)
+    runner.join()
     assert killed is not None, "the run ended before an actor could be killed"
-    assert status["rc"] == 0
-    written = sorted(p.name for p in out.glob("*.png"))
-    assert written == [f"img{index:02d}-0000.png" for index in range(12)]  # each exactly once, none missing
+    return status["rc"], first_inode
+
+
+def _assert_each_output_once(out: Path, names: list[str], first_inode: dict[str, int], capsys) -> None:
+    assert sorted(p.name for p in out.glob("*.png")) == names  # none missing, none extra
+    assert {name: (out / name).stat().st_ino for name in first_inode} == first_inode  # none written twice
     summary = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "0 input(s) failed" in summary
+    written, skipped = (int(re.search(rf"(\d+) {word}", summary).group(1)) for word in ("written", "skipped"))
+    assert written + skipped == len(names) and "0 input(s) failed" in summary, summary
+
+
+def test_killed_worker_run_completes_each_output_once_and_rerun_skips(local_ray, tiny, tmp_path, capsys):
+    src = _folder(tmp_path / "in", 12)
+    out = tmp_path / "out"
+    argv = _vary(tiny.unclip_h.folder, src, out, "--n", "1", "--engine", "ray", "--steps", "4")
+    status, first_inode = _run_and_kill_one_actor(argv, out)
+    assert status == 0
+    _assert_each_output_once(out, [f"img{index:02d}-0000.png" for index in range(12)], first_inode, capsys)
 
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
     assert main(argv) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert stamps == {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+
+
+def test_killed_worker_under_simulation_completes_each_output_once(local_ray, tmp_path, capsys):
+    """The same crash with the diffusion call simulated (``--simulate-gpu-ms``: no model, full-size PNGs encoded and
+    written, two rows in flight per actor): two actors, one killed mid-run, each output exactly once. No timing asserts."""
+    src = _folder(tmp_path / "in", 16)
+    out = tmp_path / "out"
+    argv = ["vary", str(src), "--out", str(out), "--n", "2", "--seed", "7", "--engine", "ray", "--workers", "2"]
+    status, first_inode = _run_and_kill_one_actor([*argv, "--simulate-gpu-ms", "150"], out)
+    assert status == 0
+    names = [f"img{index:02d}-{k:04d}.png" for index in range(16) for k in range(2)]
+    _assert_each_output_once(out, names, first_inode, capsys)
+    with Image.open(out / names[-1]) as image:
+        # 4:3 inputs at unCLIP 2.1's 768² area; seed 7 + output 1
+        assert image.size == (896, 640) and "Seed: 8, Size: 896x640" in image.info["parameters"]
 
 
 def test_corrupt_input_is_named_and_skipped(local_ray, tiny, tmp_path, capsys):

@@ -7,7 +7,9 @@ Steps of a run (:func:`run`):
 2. check that the output location is writable (a clear error before anything starts);
 3. stream the remaining inputs through ``map_batches`` with a callable class: one actor per worker loads the
    pipeline once and makes the outputs of the rows it gets, with the local CLI's seeds and the same atomic write;
-   Ray restarts a killed actor and retries its batch, and the batch skips the outputs its first try already wrote;
+   each actor works on two rows at once, one on the device (under a lock) while the other is read, PNG-encoded and
+   written, so the host work stays off the device's critical path; a row is reported only once its files are written;
+   Ray restarts a killed actor and retries its batches, and a batch skips the outputs its first try already wrote;
 4. count done / skipped / failed, name every failed input, exit 1 if any failed.
 
 INPUT / OUTPUT are local paths or filesystem URIs that ``pyarrow.fs.FileSystem.from_uri`` understands (``s3://``,
@@ -17,11 +19,13 @@ INPUT / OUTPUT are local paths or filesystem URIs that ``pyarrow.fs.FileSystem.f
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import json
 import os
 import re
 import sys
+import threading
 import uuid
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -59,6 +63,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)",
     )
+    # bench/bench_ray.py only: the diffusion call replaced by a wait of T ms per image (extension/cli/simulate.py),
+    # and how many rows one actor works on at once (1: one after another, the encode and write on the critical path)
+    group.add_argument("--simulate-gpu-ms", type=float, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--rows-in-flight", type=int, default=2, help=argparse.SUPPRESS)
 
 
 def uses_ray(args: argparse.Namespace) -> bool:
@@ -193,7 +201,8 @@ class Worker:
     """One Ray actor: loads the pipeline once, then makes the outputs of each batch of rows.
 
     Returns per row: the input, outputs written, outputs found already written (a retried batch), and the error of an
-    input that failed (a corrupt image: reported, never fatal).
+    input that failed (a corrupt image: reported, never fatal). Ray may call it from two threads at once
+    (``--rows-in-flight``): the pipeline runs under :attr:`device`, reading, encoding and writing beside it.
     """
 
     def __init__(self, command: str, args: dict[str, Any], in_files: Any, out_files: Any, out: str) -> None:
@@ -204,7 +213,17 @@ class Worker:
             import torch
 
             torch.set_num_threads(int(threads))
-        self.pipe = load_pipeline(command, self.args)
+        self.device = threading.Lock()
+        if getattr(self.args, "simulate_gpu_ms", None) is not None:
+            from . import simulate
+
+            self.pipe = simulate.SimulatedPipe(self.args.simulate_gpu_ms)
+            self.iter_batches, self.refine = simulate.iter_batches, simulate.refine
+        else:
+            from ..engine.refiner import refine
+            from ..engine.unclip import iter_batches
+
+            self.pipe, self.iter_batches, self.refine = load_pipeline(command, self.args), iter_batches, refine
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -236,16 +255,26 @@ class Worker:
             jobs = [Job(Path(f"{self.out}/{row['stem']}-{index:04d}.png"), index) for index in row["todo"]]
             todo = [job for job in jobs if args.overwrite or not exists(self.out_files, str(job.path))]
             base = replace(settings_from_args(args), images=[image], mix=args.mix)
-            written = make_outputs(self.pipe, base, row["seed"], todo, args.batch_size, save) if todo else 0
+            batches = self.locked_batches
+            written = make_outputs(self.pipe, base, row["seed"], todo, args.batch_size, save, batches=batches)
             return written, len(jobs) - len(todo)
         dst = f"{self.out}/{row['dst']}"
         if not args.overwrite and exists(self.out_files, dst):
             return 0, 1
-        from ..engine.refiner import refine
-
-        result = refine(self.pipe, request_for(args, image, source_infotext))
+        with self.device:
+            result = self.refine(self.pipe, request_for(args, image, source_infotext))
         save(result.images[0], dst, result.infotexts[0])
         return 1, 0
+
+    def locked_batches(self, pipe: Any, request: Any, progress: Any = None) -> Any:
+        """The engine's batches, each made holding :attr:`device`; its images are saved after the lock is let go."""
+        batches = self.iter_batches(pipe, request, progress=progress)
+        while True:
+            with self.device:
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
 
 
 def load_pipeline(command: str, args: argparse.Namespace) -> Any:
@@ -263,6 +292,8 @@ def validate(args: argparse.Namespace, command: str) -> None:
 
     if args.workers < 1:
         raise ReimagineError(f"--workers must be at least 1, got {args.workers}")
+    if args.rows_in_flight < 1:
+        raise ReimagineError(f"--rows-in-flight must be at least 1, got {args.rows_in_flight}")
     probe = [Image.new("RGB", (64, 64))]
     if command == "vary":
         if args.n < 1:
@@ -272,6 +303,19 @@ def validate(args: argparse.Namespace, command: str) -> None:
         replace(settings_from_args(args), images=probe, mix=args.mix).validated()
     else:
         request_for(args, probe[0], None).resolved()
+
+
+def actor_pool(ray: Any, workers: int, rows: int) -> dict[str, Any]:
+    """``map_batches`` arguments for ``workers`` actors that each run up to ``rows`` calls at once, in threads. A Ray
+    Data that has ``enable_true_multi_threading`` (2.60) runs one call per actor unless it is set; older ones run
+    ``max_concurrency`` calls."""
+    strategy = ray.data.ActorPoolStrategy
+    if rows == 1:
+        return {"compute": strategy(size=workers)}
+    if "enable_true_multi_threading" in inspect.signature(strategy).parameters:
+        pool = strategy(size=workers, max_concurrent_calls_per_actor=rows, enable_true_multi_threading=True)
+        return {"compute": pool}
+    return {"compute": strategy(size=workers), "max_concurrency": rows}
 
 
 def require_ray() -> Any:
@@ -347,9 +391,9 @@ def run(args: argparse.Namespace, command: str) -> int:
             "out": out,
         },
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=args.workers),
         num_gpus=gpus,
         num_cpus=1,
+        **actor_pool(ray, args.workers, args.rows_in_flight),
         # no max_restarts / max_task_retries: Ray Data's actor pools already restart a killed actor and retry its
         # batch without limit (ActorPoolMapOperator._apply_default_remote_args); a retry skips outputs already written
     )

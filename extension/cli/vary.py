@@ -230,17 +230,26 @@ def run_vary(args: argparse.Namespace) -> int:
 
 
 def make_outputs(
-    pipe: Any, base: Any, seed: int, todo: list[Job], batch_size: int, save: Any, progress: Any = None
+    pipe: Any,
+    base: Any,
+    seed: int,
+    todo: list[Job],
+    batch_size: int,
+    save: Any,
+    progress: Any = None,
+    batches: Any = None,
 ) -> int:
     """Generate the outputs ``todo`` of one input (or mix) ``base`` and ``save(image, path, infotext)`` each one; the
-    output at ``seed_offset`` k always gets seed ``seed + k``, however the work is split. Returns how many were saved."""
+    output at ``seed_offset`` k always gets seed ``seed + k``, however the work is split. Returns how many were saved.
+    ``batches`` replaces :func:`extension.engine.unclip.iter_batches` (``--engine ray``: under a lock, or simulated)."""
     from ..engine.unclip import iter_batches
 
+    batches = batches or iter_batches
     written = 0
     for outputs, n_iter, size in plan_requests(todo, batch_size):
         request = replace(base, seed=(seed + outputs[0].seed_offset) % 2**32, n_iter=n_iter, batch_size=size)
         pending_outputs = iter(outputs)
-        for batch in iter_batches(pipe, request, progress=progress):
+        for batch in batches(pipe, request, progress=progress):
             for image, text, job in zip(batch.images, batch.infotexts, pending_outputs):
                 save(image, job.path, text)
                 written += 1
