@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from extension.cli import main
-from extension.cli.ray_engine import INSTALL_HINT
+from extension.cli.ray_engine import INSTALL_HINT, SINGLE_NODE_ENV
 from extension.outputs import read_infotext
 
 
@@ -54,13 +54,14 @@ def test_without_ray_the_engine_says_how_to_install(monkeypatch, tmp_path, capsy
     assert err == f"error: {INSTALL_HINT}" and "pip install" in err
 
 
-ray = pytest.importorskip("ray", reason="ray is not installed (nox -s latest runs these)")
+ray = pytest.importorskip("ray", reason="ray is not installed (nox -s newest runs these)")
 pytest.importorskip("ray.data")
 
 
 @pytest.fixture(scope="module")
 def local_ray():
     os.environ.setdefault("REIMAGINE_RAY_THREADS", "1")  # one torch thread per actor: 2 actors on 2 cores
+    os.environ[SINGLE_NODE_ENV] = "0"  # loopback only, as extension/cli/ray_engine.py's start_ray does
     # a short session folder: Ray's unix sockets live in it, and nox's TMPDIR (.nox/<session>/tmp) can push their
     # paths past the 107-byte limit, after which the workers never connect
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")

@@ -49,6 +49,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from extension.cli.ray_engine import SINGLE_NODE_ENV
+
 mktestdocs = pytest.importorskip("mktestdocs")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -355,9 +357,10 @@ def run_ray(user: UserDir, block: str) -> None:
     port = free_port()
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
     head = [*ray, "start", "--head", f"--port={port}", "--num-cpus=8", "--num-gpus=8", "--node-ip-address=127.0.0.1"]
+    user.env[SINGLE_NODE_ENV] = "0"  # the head listens on loopback only, as start_ray makes a local Ray do
     subprocess.run([*head, "--include-dashboard=false"], env=user.env, check=True, capture_output=True, timeout=180)
     try:
-        env = {**user.env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
+        env = {**user.env, "RAY_ADDRESS": f"127.0.0.1:{port}"}  # what `ray start` prints to connect to it
         bucket = user.root / "bucket"
         shutil.copytree(user.root / "renders", bucket / "renders")
         script = block.replace("s3://bucket/", f"file://{bucket}/")
