@@ -31,6 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from extension.cli import main  # noqa: E402
+from extension.cli.ray_engine import SINGLE_NODE_ENV  # noqa: E402
 
 
 def timed(argv: list[str]) -> float:
@@ -83,6 +84,7 @@ def bench() -> None:
     configs = {"local CLI   ": (), "ray 1 worker": ("--engine", "ray", "--workers", "1"), "ray 2 worker": ("--engine", "ray", "--workers", "2")}  # fmt: skip
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
     timed(argv("warm", m))  # imports and the first model load, for every configuration alike
+    os.environ[SINGLE_NODE_ENV] = "0"  # loopback only, as start_ray does for a local Ray
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     whole, marginal = {}, {}
     for index, (name, extra) in enumerate(configs.items()):

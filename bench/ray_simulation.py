@@ -36,6 +36,7 @@ from typing import Any
 import common  # noqa: F401 - puts the repository on sys.path
 
 from extension.cli import build_parser, main
+from extension.cli.ray_engine import SINGLE_NODE_ENV  # noqa: E402
 from extension.cli.simulate import picture
 
 
@@ -145,6 +146,7 @@ def simulate(options: argparse.Namespace) -> None:
     inputs = make_inputs(Path(options.inputs or root / "in"), options.images, options.side)
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     cpus = max(options.workers) + 2  # logical CPUs: one per actor (as on a GPU node), whatever the cores
+    os.environ[SINGLE_NODE_ENV] = "0"  # loopback only, as start_ray does for a local Ray
     ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, _temp_dir=temp_dir)  # fmt: skip
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False

@@ -16,6 +16,14 @@ class NetworkBlockedError(ConnectionRefusedError):
     """Raised instead of any non-loopback network access during tests."""
 
 
+def _is_ip_literal(host: Any) -> bool:
+    try:
+        ipaddress.ip_address(str(host.decode("ascii", "replace") if isinstance(host, bytes) else host).split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def _is_local_host(host: Any) -> bool:
     if host is None or host in ("", "localhost", "localhost.localdomain"):
         return True
@@ -47,7 +55,8 @@ class NetworkGuard:
 
     def _check_address(self, sock: socket.socket, address: Any) -> None:
         inet = sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple)
-        if inet and not _is_local_host(address[0]):
+        # connecting a UDP socket sends nothing (Ray finds its own address that way); a TCP connect is an access
+        if inet and sock.type != socket.SOCK_DGRAM and not _is_local_host(address[0]):
             self._block("connect", address)
 
     def install(self) -> None:
@@ -75,7 +84,7 @@ class NetworkGuard:
             return orig["create_connection"](address, *args, **kwargs)
 
         def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-            if not _is_local_host(host):
+            if not _is_local_host(host) and not _is_ip_literal(host):  # a literal needs no name lookup
                 guard._block("getaddrinfo", host)
             return orig["getaddrinfo"](host, *args, **kwargs)
 
