@@ -149,10 +149,12 @@ def settings_from_args(args: argparse.Namespace):
 
 def _load_unclip(args: argparse.Namespace):
     from ..loading import load_unclip
-    from ..loading.defaults import default_model
+    from ..loading.defaults import load_model
 
-    model = args.model or default_model("unclip", args.models_dir, config_root=args.config_root)
-    return load_unclip(model, config_root=args.config_root, karlo_stats=args.karlo_stats, device=args.device)
+    def load(model: str) -> Any:
+        return load_unclip(model, config_root=args.config_root, karlo_stats=args.karlo_stats, device=args.device)
+
+    return load_model("unclip", args.model, args.models_dir, load, config_root=args.config_root)
 
 
 def _weights(text: str | None, count: int) -> list[float] | None:
