@@ -223,8 +223,9 @@ def test_app_object_takes_routes(app: Any) -> None:
     import json
     import urllib.request
 
-    paths = {getattr(route, "path", "") for route in app.app.routes}
-    assert "/reimagine/v1/models" in paths  # extension.api registered on the standalone app
+    from tests.test_webui_api import route_paths
+
+    assert "/reimagine/v1/models" in route_paths(app.app)  # extension.api registered on the standalone app
     with urllib.request.urlopen(app.url.rstrip("/") + "/reimagine/v1/models", timeout=30) as answer:
         listed = json.loads(answer.read())
     assert {(m["name"], m["kind"]) for m in listed} == {
