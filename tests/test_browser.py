@@ -4,8 +4,8 @@ What a user does: upload an image, press Generate, see the images appear, read t
 select an output and vary it again, interrupt a long run and keep what finished, refine an upload in the Refine tab.
 Screenshots go to ``tests/artifacts/<gradio major>/`` (git-ignored; the path is printed).
 
-Runs in both environments (gradio 3.41 and 4.40). Skipped, with the reason, only when no chromium can be found or
-installed (``apt-get install -y chromium``).
+Runs in every environment (gradio 3.41, 3.43, 4.40 and 6.x). Skipped, with the reason, only when no chromium can be
+found or installed (``apt-get install -y chromium``).
 """
 
 from __future__ import annotations
@@ -154,7 +154,9 @@ def page(app: Any, browser: Any, artifacts: Path, request: pytest.FixtureRequest
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     tab = Page(context.new_page(), artifacts)
     tab.page.goto(app.url)
-    tab.page.wait_for_selector("#reimagine_generate", timeout=60_000)
+    # gradio 6 renders the page in steps (the buttons before the gallery): wait for both ends of the tab
+    for elem_id in ("reimagine_generate", "reimagine_gallery"):
+        tab.page.wait_for_selector(f"#{elem_id}", timeout=60_000)
     try:
         yield tab
         assert tab.errors == [], f"JavaScript errors: {tab.errors}"
