@@ -125,6 +125,17 @@ class Page:
         "return g.querySelectorAll('.thumbnail-small').length || g.querySelectorAll('.thumbnail-lg').length; })()"
     )
 
+    def thumbnail(self, index: int) -> Any:
+        """Gallery entry ``index``: in the preview strip (``thumbnail-small``) when shown, else in the grid (gradio 6
+        shows the outputs as a grid)."""
+        strip = self.page.locator("#reimagine_gallery .thumbnail-small")
+        return strip.nth(index) if strip.count() else self.page.locator("#reimagine_gallery .thumbnail-item").nth(index)
+
+    def tab(self, title: str) -> None:
+        """Open a top-level tab (``.tab-nav`` buttons in gradio 3/4; ``role=tab`` buttons in gradio 6)."""
+        buttons = self.page.locator(".tab-nav button, button[role=tab]", has_text=re.compile(rf"^\s*{title}\s*$"))
+        buttons.first.click()
+
     def thumbnails(self) -> int:
         return self.page.evaluate(self.COUNT_JS)
 
@@ -252,7 +263,7 @@ def test_noise_level_preset_and_value_reach_the_infotext(page: Page, input_image
     page.shot("03-noise-level")
 
 
-def test_select_reuse_seed_and_vary_again(page: Page, input_image: Path) -> None:
+def test_select_reuse_seed_and_vary_again(page: Page, input_image: Path, app: Any) -> None:
     page.upload("reimagine_image_1", input_image)
     page.number("reimagine_steps", 2)
     page.number("reimagine_batch_size", 2)
@@ -260,18 +271,19 @@ def test_select_reuse_seed_and_vary_again(page: Page, input_image: Path) -> None
     page.page.click("#reimagine_generate")
     page.wait_thumbnails(2)
     page.wait_text("html_info_reimagine", "Seed: 500")
-    page.page.locator("#reimagine_gallery .thumbnail-small").nth(1).click()
+    page.thumbnail(1).click()
     page.wait_text("html_info_reimagine", "Seed: 501")
     page.page.click("#reimagine_reuse_seed")
     page.page.wait_for_function("document.querySelector('#reimagine_seed input').value == '501'", timeout=30_000)
-    first_run = page.page.input_value("#generation_info_reimagine textarea")
+    outputs = Path(app.host.outdir)
+    written = len(list(outputs.glob("*.png")))
     input_before = page.page.get_attribute("#reimagine_image_1 img", "src")
     page.page.click("#reimagine_vary_again")  # image 501 becomes the input, a new run starts by itself
-    page.page.wait_for_function(
-        "(before) => document.querySelector('#generation_info_reimagine textarea').value !== before",
-        arg=first_run,
-        timeout=180_000,
-    )
+    for _ in range(360):  # the new run's two outputs are saved (gradio 6 keeps hidden fields out of the page)
+        if len(list(outputs.glob("*.png"))) >= written + 2:
+            break
+        page.page.wait_for_timeout(500)
+    assert len(list(outputs.glob("*.png"))) >= written + 2, "Vary again started no run"
     assert page.page.get_attribute("#reimagine_image_1 img", "src") != input_before
     page.wait_thumbnails(2, timeout=30)  # the gallery showed the run's live preview; its outputs replace it
     assert page.thumbnails() == 2 and "Seed: 501" in page.info()
@@ -299,13 +311,13 @@ def test_interrupt_a_long_run_keeps_what_finished(page: Page, input_image: Path)
 
 def test_refine_tab_refines_an_upload(page: Page, input_image: Path) -> None:
     p = page.page
-    p.locator(".tab-nav button", has_text=re.compile(r"^\s*Refine\s*$")).first.click()
+    page.tab("Refine")
     p.set_input_files("#reimagine_refine_files input[type=file]", str(input_image))
     p.wait_for_timeout(500)
     page.number("reimagine_refine_steps", 2)
     p.click("#reimagine_refine_generate")
     p.wait_for_function(
-        "document.querySelectorAll('#reimagine_refine_gallery .thumbnail-small').length >= 1", timeout=300_000
+        "document.querySelectorAll('#reimagine_refine_gallery .thumbnail-item').length >= 1", timeout=300_000
     )
     info = page.wait_text("html_info_reimagine_refine", "Refiner post-pass")
     assert "Refiner post-pass steps: 2" in info and "Refiner post-pass mode: Pixel" in info
