@@ -72,26 +72,26 @@ def original_layout(kind: str) -> dict:
     scalar = torch.empty((), device="meta")
     if kind.startswith("unclip"):
         # SD 2.x OpenCLIP-H text tower: 24 resblocks (the diffusers text encoder is its 23-layer cut)
-        out.update(tm.clip_text_to_open_clip(_sd(_text_meta(1024, 24, 16, "gelu", 1024)), "cond_stage_model.model."))
+        out.update(tm.clip_text_to_open_clip(_text_meta(1024, 24, 16, "gelu", 1024), "cond_stage_model.model."))
         out["cond_stage_model.model.logit_scale"] = scalar
-        out.update(tm.clip_vision_to_open_clip(_sd(_meta(kind, "image_encoder"))))
+        out.update(tm.clip_vision_to_open_clip(_meta(kind, "image_encoder")))
         if kind == "unclip-h":  # FrozenOpenCLIPImageEmbedder: text transformer deleted, text vectors kept
             for k, shape in {"token_embedding.weight": (49408, 1024), "positional_embedding": (77, 1024),
                              "ln_final.weight": (1024,), "ln_final.bias": (1024,),
                              "text_projection": (1024, 1024)}.items():  # fmt: skip
                 out["embedder.model." + k] = torch.empty(shape, device="meta")
         else:  # ClipImageEmbedder: the whole OpenAI CLIP ViT-L/14, text tower included
-            out.update(tm.clip_text_to_open_clip(_sd(_text_meta(768, 12, 12, "quick_gelu", 768)), "embedder.model."))
+            out.update(tm.clip_text_to_open_clip(_text_meta(768, 12, 12, "quick_gelu", 768), "embedder.model."))
         out["embedder.model.logit_scale"] = scalar
         for k, v in {**tm.noise_augmentor_buffers(), **tm.ldm_schedule_buffers()}.items():
             out[k] = torch.empty(v.shape, device="meta")
         dtype = torch.float32
     else:
         prefix = "conditioner.embedders.0.model." if kind == "sdxl-refiner" else "conditioner.embedders.1.model."
-        out.update(tm.clip_text_to_open_clip(_sd(_meta(kind, "text_encoder_2")), prefix))
+        out.update(tm.clip_text_to_open_clip(_meta(kind, "text_encoder_2"), prefix))
         out[prefix + "logit_scale"] = scalar
         if kind == "sdxl-base":
-            out.update(tm.hf_clip_text_to_sgm(_sd(_meta(kind, "text_encoder"))))
+            out.update(tm.hf_clip_text_to_sgm(_meta(kind, "text_encoder")))
         dtype = torch.float16
     return {k: torch.empty(v.shape, device="meta", dtype=dtype if v.is_floating_point() else v.dtype)
             for k, v in out.items()}  # fmt: skip

@@ -67,7 +67,7 @@ def build_app(host: Any, engine: Any = None) -> tuple[Any, dict[str, Any]]:
     # Built first, then rendered into tabs: the WebUI's way (a Blocks created inside another would render twice).
     reimagine = tab.build(host, engine)
     refine_blocks, refine = refine_tab.build(host, engine)
-    with gr.Blocks(title=TITLE, css=page_css(), analytics_enabled=False) as demo:
+    with gr.Blocks(**compat.blocks_kwargs(title=TITLE, css=page_css())) as demo:
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab(TITLE, id="reimagine", elem_id="tab_reimagine"):
                 reimagine.blocks.render()
@@ -99,19 +99,18 @@ def start(
     security.private_temp_dir()  # before gradio names its folders: not the shared <tmp>/gradio
     host = StandaloneHost(models_dir, **host_options)
     demo, _ = build_app(host, engine)
-    if compat.GRADIO_4:
-        demo.queue(default_concurrency_limit=4)
-    else:
-        demo.queue(concurrency_count=4)
+    demo.queue(**compat.queue_limit(4))
     app, local_url, _ = demo.launch(
-        server_name=listen or "127.0.0.1",
-        server_port=port or _free_port(),
-        prevent_thread_lock=True,
-        allowed_paths=[str(p) for p in host.allowed_dirs()],
-        show_api=False,
-        quiet=quiet,
-        inbrowser=False,
-        share=False,
+        **compat.launch_kwargs(
+            css=page_css(),
+            server_name=listen or "127.0.0.1",
+            server_port=port or _free_port(),
+            prevent_thread_lock=True,
+            allowed_paths=[str(p) for p in host.allowed_dirs()],
+            quiet=quiet,
+            inbrowser=False,
+            share=False,
+        )
     )
     security.install(app, security.allowed_host_names(listen, allowed_hosts), host.allowed_dirs())
     add_routes(app, host)  # the REST API

@@ -11,6 +11,10 @@ class ModelLoadError(ReimagineError):
     """A model file or folder is missing, unreadable, unsafe or of the wrong kind."""
 
 
+class HubUnreachableError(ModelLoadError):
+    """A hub model that is not in the local cache, with the hub out of reach: offline mode or no network."""
+
+
 class ParamError(ReimagineError, ValueError):
     """A parameter value is out of range or unknown."""
 

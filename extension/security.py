@@ -24,7 +24,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-FILE_ROUTES = ("file=", "file/")  # gradio 3.41 and 4.40: ``/file={path}`` and the deprecated ``/file/{path}``
+# gradio 3.41 and 4.40: ``/file={path}`` and the deprecated ``/file/{path}``; gradio 5 and 6 serve them under
+# ``/gradio_api/`` (and not at the root any more)
+FILE_ROUTES = ("file=", "file/", "gradio_api/file=", "gradio_api/file/")
 
 
 def host_name(value: str) -> str:

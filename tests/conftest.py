@@ -67,10 +67,13 @@ def _set_hub_offline(offline: bool) -> None:
         else:
             os.environ[var] = value
     import huggingface_hub.constants
-    from huggingface_hub.utils import reset_sessions
+    import huggingface_hub.utils
 
     huggingface_hub.constants.HF_HUB_OFFLINE = offline
-    reset_sessions()  # the offline adapter is mounted when a session is created
+    # hub < 1.0 (requests) mounts its offline adapter when a session is created: start a new one. hub 1.x/2.x checks
+    # the constant on every request (an httpx event hook); closing its shared client is harmless.
+    reset = getattr(huggingface_hub.utils, "reset_sessions", None) or huggingface_hub.utils.close_session
+    reset()
     for module, attr in (
         ("transformers.utils.hub", "_is_offline_mode"),
         ("diffusers.utils.hub_utils", "HF_HUB_OFFLINE"),

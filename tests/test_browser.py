@@ -4,8 +4,8 @@ What a user does: upload an image, press Generate, see the images appear, read t
 select an output and vary it again, interrupt a long run and keep what finished, refine an upload in the Refine tab.
 Screenshots go to ``tests/artifacts/<gradio major>/`` (git-ignored; the path is printed).
 
-Runs in both environments (gradio 3.41 and 4.40). Skipped, with the reason, only when no chromium can be found or
-installed (``apt-get install -y chromium``).
+Runs in every environment (gradio 3.41, 3.43, 4.40 and 6.x). Skipped, with the reason, only when no chromium can be
+found or installed (``apt-get install -y chromium``).
 """
 
 from __future__ import annotations
@@ -125,6 +125,17 @@ class Page:
         "return g.querySelectorAll('.thumbnail-small').length || g.querySelectorAll('.thumbnail-lg').length; })()"
     )
 
+    def thumbnail(self, index: int) -> Any:
+        """Gallery entry ``index``: in the preview strip (``thumbnail-small``) when shown, else in the grid (gradio 6
+        shows the outputs as a grid)."""
+        strip = self.page.locator("#reimagine_gallery .thumbnail-small")
+        return strip.nth(index) if strip.count() else self.page.locator("#reimagine_gallery .thumbnail-item").nth(index)
+
+    def tab(self, title: str) -> None:
+        """Open a top-level tab (``.tab-nav`` buttons in gradio 3/4; ``role=tab`` buttons in gradio 6)."""
+        buttons = self.page.locator(".tab-nav button, button[role=tab]", has_text=re.compile(rf"^\s*{title}\s*$"))
+        buttons.first.click()
+
     def thumbnails(self) -> int:
         return self.page.evaluate(self.COUNT_JS)
 
@@ -154,7 +165,9 @@ def page(app: Any, browser: Any, artifacts: Path, request: pytest.FixtureRequest
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     tab = Page(context.new_page(), artifacts)
     tab.page.goto(app.url)
-    tab.page.wait_for_selector("#reimagine_generate", timeout=60_000)
+    # gradio 6 renders the page in steps (the buttons before the gallery): wait for both ends of the tab
+    for elem_id in ("reimagine_generate", "reimagine_gallery"):
+        tab.page.wait_for_selector(f"#{elem_id}", timeout=60_000)
     try:
         yield tab
         assert tab.errors == [], f"JavaScript errors: {tab.errors}"
@@ -223,8 +236,9 @@ def test_app_object_takes_routes(app: Any) -> None:
     import json
     import urllib.request
 
-    paths = {getattr(route, "path", "") for route in app.app.routes}
-    assert "/reimagine/v1/models" in paths  # extension.api registered on the standalone app
+    from tests.test_webui_api import route_paths
+
+    assert "/reimagine/v1/models" in route_paths(app.app)  # extension.api registered on the standalone app
     with urllib.request.urlopen(app.url.rstrip("/") + "/reimagine/v1/models", timeout=30) as answer:
         listed = json.loads(answer.read())
     assert {(m["name"], m["kind"]) for m in listed} == {
@@ -249,7 +263,7 @@ def test_noise_level_preset_and_value_reach_the_infotext(page: Page, input_image
     page.shot("03-noise-level")
 
 
-def test_select_reuse_seed_and_vary_again(page: Page, input_image: Path) -> None:
+def test_select_reuse_seed_and_vary_again(page: Page, input_image: Path, app: Any) -> None:
     page.upload("reimagine_image_1", input_image)
     page.number("reimagine_steps", 2)
     page.number("reimagine_batch_size", 2)
@@ -257,18 +271,19 @@ def test_select_reuse_seed_and_vary_again(page: Page, input_image: Path) -> None
     page.page.click("#reimagine_generate")
     page.wait_thumbnails(2)
     page.wait_text("html_info_reimagine", "Seed: 500")
-    page.page.locator("#reimagine_gallery .thumbnail-small").nth(1).click()
+    page.thumbnail(1).click()
     page.wait_text("html_info_reimagine", "Seed: 501")
     page.page.click("#reimagine_reuse_seed")
     page.page.wait_for_function("document.querySelector('#reimagine_seed input').value == '501'", timeout=30_000)
-    first_run = page.page.input_value("#generation_info_reimagine textarea")
+    outputs = Path(app.host.outdir)
+    written = len(list(outputs.glob("*.png")))
     input_before = page.page.get_attribute("#reimagine_image_1 img", "src")
     page.page.click("#reimagine_vary_again")  # image 501 becomes the input, a new run starts by itself
-    page.page.wait_for_function(
-        "(before) => document.querySelector('#generation_info_reimagine textarea').value !== before",
-        arg=first_run,
-        timeout=180_000,
-    )
+    for _ in range(360):  # the new run's two outputs are saved (gradio 6 keeps hidden fields out of the page)
+        if len(list(outputs.glob("*.png"))) >= written + 2:
+            break
+        page.page.wait_for_timeout(500)
+    assert len(list(outputs.glob("*.png"))) >= written + 2, "Vary again started no run"
     assert page.page.get_attribute("#reimagine_image_1 img", "src") != input_before
     page.wait_thumbnails(2, timeout=30)  # the gallery showed the run's live preview; its outputs replace it
     assert page.thumbnails() == 2 and "Seed: 501" in page.info()
@@ -296,13 +311,13 @@ def test_interrupt_a_long_run_keeps_what_finished(page: Page, input_image: Path)
 
 def test_refine_tab_refines_an_upload(page: Page, input_image: Path) -> None:
     p = page.page
-    p.locator(".tab-nav button", has_text=re.compile(r"^\s*Refine\s*$")).first.click()
+    page.tab("Refine")
     p.set_input_files("#reimagine_refine_files input[type=file]", str(input_image))
     p.wait_for_timeout(500)
     page.number("reimagine_refine_steps", 2)
     p.click("#reimagine_refine_generate")
     p.wait_for_function(
-        "document.querySelectorAll('#reimagine_refine_gallery .thumbnail-small').length >= 1", timeout=300_000
+        "document.querySelectorAll('#reimagine_refine_gallery .thumbnail-item').length >= 1", timeout=300_000
     )
     info = page.wait_text("html_info_reimagine_refine", "Refiner post-pass")
     assert "Refiner post-pass steps: 2" in info and "Refiner post-pass mode: Pixel" in info

@@ -1,5 +1,5 @@
 """``vary`` / ``refine`` without ``--model``: the only model of its kind in the models folder, else the hub id;
-offline with nothing local, one line naming the file and the folder (exit 2).
+offline (or online without a network) with nothing local, one line naming the file and the folder (exit 2).
 
 Oracles: the models placed in the folder by the test, the published file names of Stability AI's repositories
 (https://huggingface.co/stabilityai/stable-diffusion-2-1-unclip, .../stable-diffusion-xl-refiner-1.0), the exit
@@ -54,6 +54,24 @@ def test_refine_offline_with_no_model_names_the_refiner_file(photo, tmp_path, ca
     assert main(["refine", str(photo), "--out", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err
     assert "sd_xl_refiner_1.0.safetensors" in error and str(tmp_path / "models" / "Stable-diffusion") in error
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("command", "file_name"), [("vary", "sd21-unclip-h.ckpt"), ("refine", "sd_xl_refiner_1.0.safetensors")]
+)
+def test_no_network_with_no_model_gives_the_offline_message(
+    command, file_name, photo, tmp_path, capsys, hub_online, network_attempts
+):
+    """HF_HUB_OFFLINE unset, the network blocked (tests/conftest.py's guard): the hub client's own "could not
+    download ... outgoing traffic" error becomes the line offline mode prints, naming the file and the folder."""
+    models = _models(tmp_path)
+    assert main([command, str(photo), "--models-dir", str(models), "--out", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert network_attempts, "the hub was not even tried: this test would not show the no-network path"
+    assert len(error.splitlines()) == 1 and "Traceback" not in error, error
+    assert file_name in error and str(models / "Stable-diffusion") in error
+    assert "cannot be reached" in error
 
 
 def test_several_local_models_ask_for_one(tiny, photo, tmp_path, capsys):

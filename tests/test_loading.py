@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from extension.errors import ModelLoadError
+from extension.errors import HubUnreachableError, ModelLoadError
 from extension.loading import (
     ModelCache,
     ModelInfo,
@@ -374,9 +374,13 @@ def test_hub_id_offline_gives_a_clear_error(network_attempts) -> None:
 
 
 def test_hub_id_online_without_network_fails_fast(hub_online, network_attempts) -> None:
-    with pytest.raises(ModelLoadError, match=r"Could not download stabilityai/stable-diffusion-xl-refiner-1.0"):
+    """No network (the guard) and offline mode off: the offline-mode advice, not the hub client's error."""
+    with pytest.raises(HubUnreachableError) as exc:
         load_sdxl("stabilityai/stable-diffusion-xl-refiner-1.0", role="refiner", device="cpu")
     assert network_attempts  # it did try (and the guard stopped it at once)
+    message = str(exc.value)
+    assert message.startswith("stabilityai/stable-diffusion-xl-refiner-1.0 looks like a Hugging Face hub id")
+    assert "cannot be reached (no network)" in message and "choose a local .safetensors/.ckpt file" in message
 
 
 def _webui_tree(tmp_path: Path, tiny, with_stats: bool) -> Path:

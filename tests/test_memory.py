@@ -320,11 +320,15 @@ def test_apply_plan_calls_diffusers_offload_and_keeps_the_result(refiner_pipe, m
     plain_pixels = _run(pipe) if mode == "model_offload" else None
     plain_parts = _unet_and_vae(pipe)
     cls = type(pipe)
-    spies = {name: Spy(monkeypatch, cls, name) for name in (method, "enable_vae_tiling", "enable_vae_slicing")}
+    spies = {method: Spy(monkeypatch, cls, method)}
+    for feature in ("tiling", "slicing"):  # diffusers 0.42 dropped the pipelines' enable_vae_*: the VAE's own then
+        name = f"enable_vae_{feature}"
+        owner, name = (cls, name) if hasattr(cls, name) else (type(pipe.vae), f"enable_{feature}")
+        spies[feature] = Spy(monkeypatch, owner, name)
     apply_plan(pipe, _plan(mode, vae_tiling=True, vae_slicing=True), "cpu")
     assert len(spies[method].calls) == 1
     assert spies[method].calls[0][1]["device"] == torch.device("cpu")
-    assert len(spies["enable_vae_tiling"].calls) == 1 and len(spies["enable_vae_slicing"].calls) == 1
+    assert len(spies["tiling"].calls) == 1 and len(spies["slicing"].calls) == 1
     assert pipe.vae.use_tiling and pipe.vae.use_slicing
     assert hasattr(pipe.unet, "_hf_hook")  # accelerate's hook is really in place
     apply_plan(pipe, _plan(mode, vae_tiling=True, vae_slicing=True), "cpu")  # same plan again: nothing re-done

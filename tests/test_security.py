@@ -1,4 +1,4 @@
-"""The standalone app under a hostile browser: real HTTP requests against a started server (gradio 3.41 and 4.40).
+"""The standalone app under a hostile browser: real HTTP requests against a started server (gradio 3.41, 3.43, 4.40 and 6.x).
 
 Oracle: the browser's rules (a cross-origin page can read an answer only with ``Access-Control-Allow-Origin``; a
 DNS-rebinding page sends its own name as ``Host``) and what the server actually answers on the socket.
@@ -122,29 +122,40 @@ def test_cross_origin_websocket_is_refused(running: Any) -> None:
     assert status == 403
 
 
-def test_file_route_serves_no_file_of_the_working_directory(running: Any, outdir: Path) -> None:
+# gradio's file routes: at the root in gradio 3 and 4, under /gradio_api/ in gradio 5 and 6; all are guarded
+FILE_PREFIXES = ("/file", "/gradio_api/file")
+
+
+@pytest.mark.parametrize("prefix", FILE_PREFIXES)
+def test_file_route_serves_no_file_of_the_working_directory(running: Any, outdir: Path, prefix: str) -> None:
     secret = Path.cwd() / "README.md"
     assert secret.is_file()
     for path in (
-        "/file=README.md",
-        f"/file={quote(str(secret))}",
-        f"/file/{quote(str(secret))}",
-        f"/file={quote(str(outdir))}/../../{quote(secret.name)}",
-        "/file=/etc/passwd",
+        f"{prefix}=README.md",
+        f"{prefix}={quote(str(secret))}",
+        f"{prefix}/{quote(str(secret))}",
+        f"{prefix}={quote(str(outdir))}/../../{quote(secret.name)}",
+        f"{prefix}=/etc/passwd",
     ):
         status, _, body = _request(running, "GET", path)
         assert status == 403, (path, body[:80])
-    # an output is served
+
+
+def test_an_output_is_served_by_this_gradios_file_route(running: Any, outdir: Path) -> None:
     (outdir / "00000-1.png").write_bytes(b"\x89PNG fake")
-    status, _, body = _request(running, "GET", f"/file={quote(str(outdir / '00000-1.png'))}")
-    assert status == 200 and body == b"\x89PNG fake"
+    answers = {
+        prefix: _request(running, "GET", f"{prefix}={quote(str(outdir / '00000-1.png'))}") for prefix in FILE_PREFIXES
+    }
+    served = [prefix for prefix, (status, _, body) in answers.items() if status == 200 and body == b"\x89PNG fake"]
+    assert len(served) == 1, {prefix: status for prefix, (status, _, _) in answers.items()}
 
 
-def test_symlink_out_of_the_outputs_is_refused(running: Any, outdir: Path) -> None:
+@pytest.mark.parametrize("prefix", FILE_PREFIXES)
+def test_symlink_out_of_the_outputs_is_refused(running: Any, outdir: Path, prefix: str) -> None:
     link = outdir / "link.md"
     if not link.exists():
         os.symlink(Path.cwd() / "README.md", link)
-    status, _, _ = _request(running, "GET", f"/file={quote(str(link))}")
+    status, _, _ = _request(running, "GET", f"{prefix}={quote(str(link))}")
     assert status == 403
 
 

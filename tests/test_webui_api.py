@@ -28,8 +28,24 @@ def _app_after_start(webui: StubWebUI, **flags) -> FastAPI:
     return app
 
 
-def _routes(app: FastAPI) -> set[str]:
-    return {getattr(route, "path", "") for route in app.routes}
+def route_paths(app: FastAPI) -> set[str]:
+    """Every route path of ``app``, also those of included routers: FastAPI 0.16x keeps an included router as ONE
+    lazy ``app.routes`` entry (``original_router`` + ``include_context.prefix``) instead of copying its routes."""
+    paths: set[str] = set()
+
+    def walk(routes: list, prefix: str) -> None:
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                walk(inner.routes, prefix + getattr(getattr(route, "include_context", None), "prefix", ""))
+            else:
+                paths.add(prefix + getattr(route, "path", ""))
+
+    walk(app.routes, "")
+    return paths
+
+
+_routes = route_paths
 
 
 def test_no_api_routes_without_api_flag(webui: StubWebUI) -> None:

@@ -29,6 +29,11 @@ the facts our loaders and diffusers' detection rely on stay as in the real files
   ``...resblocks.9.mlp.c_proj.bias`` exists); refiner ``conditioner.embedders.0.model.*`` (bigG only). diffusers'
   ``infer_diffusers_model_type`` classifies the files as ``xl_base`` / ``xl_refiner``.
 
+The single-file key names come from this module's own key tables (``_RESBLOCK``, ``_OPEN_CLIP_TEXT``,
+``hf_clip_text_table`` ...), read off the CLIP tower modules, never from the installed transformers' ``state_dict()``
+names (transformers 5's ``CLIPTextModel`` has no ``text_model.`` level any more), so the files are the same on
+transformers 4.30 to 5.x. The diffusers folders are whatever the installed libraries' ``save_pretrained`` writes.
+
 The tokenizer is the real CLIP BPE shipped inside open_clip, converted to ``vocab.json``/``merges.txt``
 (:func:`write_clip_vocab`). Config-only folders (``config_root``) mirror ``extension/configs``: per-model
 ``tokenizer*/`` folders hold only ``tokenizer_config.json``/``special_tokens_map.json`` and the one shared
@@ -227,13 +232,6 @@ _UNET_RESNET = {
     "conv_shortcut": "skip_connection",
 }
 _VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out": "proj_out"}
-_RESBLOCK = {
-    "layer_norm1": "ln_1",
-    "layer_norm2": "ln_2",
-    "mlp.fc1": "mlp.c_fc",
-    "mlp.fc2": "mlp.c_proj",
-    "self_attn.out_proj": "attn.out_proj",
-}
 
 
 def _resnet(parts: list[str]) -> str:
@@ -329,84 +327,111 @@ def vae_to_original(sd: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -
     return out
 
 
-def _layers_to_resblocks(sd: Mapping[str, torch.Tensor], src: str, dst: str) -> Tensors:
-    """HF CLIP encoder layers under ``src`` (``...encoder.layers.``) -> open_clip ``dst`` (``...resblocks.``)."""
-    out: Tensors = {}
-    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    for key, value in sd.items():
-        if not key.startswith(src):
-            continue
-        n, rest = key[len(src) :].split(".", 1)
-        if rest.startswith("self_attn.") and rest.split(".")[1] in ("q_proj", "k_proj", "v_proj"):
-            _, proj, kind = rest.split(".")
-            qkv.setdefault((n, kind), {})[proj[0]] = value
-            continue
-        for hf, oc in _RESBLOCK.items():
-            if rest.startswith(hf + "."):
-                rest = oc + rest[len(hf) :]
-                break
-        else:
-            raise KeyError(f"unmapped CLIP layer key {key}")
-        out[f"{dst}{n}.{rest}"] = value
-    for (n, kind), parts in qkv.items():
-        out[f"{dst}{n}.attn.in_proj_{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-    return out
+# CLIP towers: OUR key tables, never the installed transformers' state-dict names. transformers 5 dropped the
+# ``text_model.`` level of ``CLIPTextModel`` (its state dict starts at ``embeddings.``) while the ``*WithProjection``
+# models keep theirs; the real single files keep the transformers-4 names. So the weights are read from the tower
+# module (``CLIPTextTransformer`` / ``CLIPVisionTransformer``: the same attribute paths in every version) and every
+# single-file name below is spelled out here.
 
-
+# open_clip resblock name -> tower paths inside ``encoder.layers.<i>.`` (several: concatenated along dim 0)
+_RESBLOCK: dict[str, tuple[str, ...]] = {
+    "ln_1.weight": ("layer_norm1.weight",),
+    "ln_1.bias": ("layer_norm1.bias",),
+    "attn.in_proj_weight": ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"),
+    "attn.in_proj_bias": ("self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"),
+    "attn.out_proj.weight": ("self_attn.out_proj.weight",),
+    "attn.out_proj.bias": ("self_attn.out_proj.bias",),
+    "ln_2.weight": ("layer_norm2.weight",),
+    "ln_2.bias": ("layer_norm2.bias",),
+    "mlp.c_fc.weight": ("mlp.fc1.weight",),
+    "mlp.c_fc.bias": ("mlp.fc1.bias",),
+    "mlp.c_proj.weight": ("mlp.fc2.weight",),
+    "mlp.c_proj.bias": ("mlp.fc2.bias",),
+}
+# open_clip name -> tower path, outside the resblocks
 _OPEN_CLIP_TEXT = {
-    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
-    "text_model.embeddings.position_embedding.weight": "positional_embedding",
-    "text_model.final_layer_norm.weight": "ln_final.weight",
-    "text_model.final_layer_norm.bias": "ln_final.bias",
+    "token_embedding.weight": "embeddings.token_embedding.weight",
+    "positional_embedding": "embeddings.position_embedding.weight",
+    "ln_final.weight": "final_layer_norm.weight",
+    "ln_final.bias": "final_layer_norm.bias",
 }
 _OPEN_CLIP_VISION = {
-    "vision_model.embeddings.class_embedding": "class_embedding",
-    "vision_model.embeddings.patch_embedding.weight": "conv1.weight",
-    "vision_model.embeddings.position_embedding.weight": "positional_embedding",
-    "vision_model.pre_layrnorm.weight": "ln_pre.weight",
-    "vision_model.pre_layrnorm.bias": "ln_pre.bias",
-    "vision_model.post_layernorm.weight": "ln_post.weight",
-    "vision_model.post_layernorm.bias": "ln_post.bias",
+    "class_embedding": "embeddings.class_embedding",
+    "conv1.weight": "embeddings.patch_embedding.weight",
+    "positional_embedding": "embeddings.position_embedding.weight",
+    "ln_pre.weight": "pre_layrnorm.weight",
+    "ln_pre.bias": "pre_layrnorm.bias",
+    "ln_post.weight": "post_layernorm.weight",
+    "ln_post.bias": "post_layernorm.bias",
 }
 
 
-def _clip_to_open_clip(
-    sd: Mapping[str, torch.Tensor], prefix: str, tower: str, simple: Mapping[str, str], projection: tuple[str, str]
-) -> Tensors:
-    """One HF CLIP tower (``text_model`` / ``vision_model``) -> open_clip keys under ``prefix``: encoder layers to
-    ``transformer.resblocks.*``, the ``simple`` renames, and the ``projection`` Linear ``[proj, width]`` (HF name,
-    open_clip name) as an open_clip matrix ``[width, proj]``."""
-    layers = f"{tower}.encoder.layers."
-    out = _layers_to_resblocks(sd, layers, prefix + "transformer.resblocks.")
-    hf_projection, oc_projection = projection
-    for key, value in sd.items():
-        if key in simple:
-            out[prefix + simple[key]] = value
-        elif key == hf_projection:
-            out[prefix + oc_projection] = value.T
-        elif key == f"{tower}.embeddings.position_ids" or key.startswith(layers):
-            continue
-        else:
-            raise KeyError(f"unmapped CLIP {tower.split('_')[0]} key {key}")
+def clip_tower(model: nn.Module) -> nn.Module:
+    """The CLIP transformer of an HF CLIP model: ``model.text_model`` / ``model.vision_model`` where there is one (the
+    ``*WithProjection`` models; transformers 4's ``CLIPTextModel``), else the model itself (transformers 5's
+    ``CLIPTextModel``). Its parameter paths (``embeddings.*``, ``encoder.layers.*``, ...) are the same everywhere."""
+    for name in ("text_model", "vision_model"):
+        tower = getattr(model, name, None)
+        if isinstance(tower, nn.Module):
+            return tower
+    return model
+
+
+def _tower_params(model: nn.Module) -> Tensors:
+    return dict(clip_tower(model).named_parameters())
+
+
+def _open_clip_table(simple: Mapping[str, str], layers: int) -> dict[str, tuple[str, ...]]:
+    """open_clip name (without prefix) -> the tower paths it is made of, for a tower of ``layers`` resblocks."""
+    table = {name: (path,) for name, path in simple.items()}
+    for i in range(layers):
+        for name, paths in _RESBLOCK.items():
+            table[f"transformer.resblocks.{i}.{name}"] = tuple(f"encoder.layers.{i}.{p}" for p in paths)
+    return table
+
+
+def hf_clip_text_table(layers: int) -> dict[str, tuple[str, ...]]:
+    """The transformers-4 names of a CLIP text model (as in the real files: ``text_model.*``) -> tower paths."""
+    paths = [*_OPEN_CLIP_TEXT.values()]
+    paths += [f"encoder.layers.{i}.{p}" for i in range(layers) for parts in _RESBLOCK.values() for p in parts]
+    return {f"text_model.{path}": (path,) for path in dict.fromkeys(paths)}
+
+
+def _apply_table(params: Mapping[str, torch.Tensor], table: Mapping[str, tuple[str, ...]], prefix: str) -> Tensors:
+    """``{prefix + name: tensor}`` per table row; KeyError when a tower weight is in no row (never guessed)."""
+    out = {prefix + name: torch.cat([params[p] for p in paths]) if len(paths) > 1 else params[paths[0]]
+           for name, paths in table.items()}  # fmt: skip
+    left = set(params) - {p for paths in table.values() for p in paths}
+    if left:
+        raise KeyError(f"tower weights missing from the key table: {sorted(left)}")
     return out
 
 
-def clip_text_to_open_clip(sd: Mapping[str, torch.Tensor], prefix: str) -> Tensors:
-    """HF ``CLIPTextModel[WithProjection]`` state dict -> open_clip text keys under ``prefix`` (e.g. ``...model.``)."""
-    return _clip_to_open_clip(sd, prefix, "text_model", _OPEN_CLIP_TEXT, ("text_projection.weight", "text_projection"))
+def clip_text_to_open_clip(model: nn.Module, prefix: str) -> Tensors:
+    """An HF ``CLIPTextModel[WithProjection]`` -> open_clip text keys under ``prefix`` (e.g. ``...model.``); the
+    ``text_projection`` Linear ``[proj, width]`` becomes the open_clip matrix ``[width, proj]``."""
+    tower = clip_tower(model)
+    out = _apply_table(_tower_params(model), _open_clip_table(_OPEN_CLIP_TEXT, len(tower.encoder.layers)), prefix)
+    projection = getattr(model, "text_projection", None)
+    if projection is not None:
+        out[prefix + "text_projection"] = projection.weight.T
+    return out
 
 
-def clip_vision_to_open_clip(sd: Mapping[str, torch.Tensor], prefix: str = "embedder.model.visual.") -> Tensors:
-    """HF ``CLIPVisionModelWithProjection`` state dict -> open_clip/OpenAI ``VisionTransformer`` keys."""
-    return _clip_to_open_clip(sd, prefix, "vision_model", _OPEN_CLIP_VISION, ("visual_projection.weight", "proj"))
+def clip_vision_to_open_clip(model: nn.Module, prefix: str = "embedder.model.visual.") -> Tensors:
+    """An HF ``CLIPVisionModelWithProjection`` -> open_clip/OpenAI ``VisionTransformer`` keys (``proj`` [width, E])."""
+    tower = clip_tower(model)
+    out = _apply_table(_tower_params(model), _open_clip_table(_OPEN_CLIP_VISION, len(tower.encoder.layers)), prefix)
+    out[prefix + "proj"] = model.visual_projection.weight.T
+    return out
 
 
-def hf_clip_text_to_sgm(
-    sd: Mapping[str, torch.Tensor], prefix: str = "conditioner.embedders.0.transformer."
-) -> Tensors:
-    """HF CLIP-L text model kept as-is under ``prefix`` (SDXL embedder 0), with the int64 ``position_ids`` buffer."""
-    out = {prefix + k: v for k, v in sd.items() if not k.endswith("position_ids")}
-    n_pos = sd["text_model.embeddings.position_embedding.weight"].shape[0]
+def hf_clip_text_to_sgm(model: nn.Module, prefix: str = "conditioner.embedders.0.transformer.") -> Tensors:
+    """An HF CLIP-L text model under ``prefix`` with the transformers-4 names of the real file (SDXL embedder 0),
+    plus its int64 ``position_ids`` buffer."""
+    tower = clip_tower(model)
+    out = _apply_table(_tower_params(model), hf_clip_text_table(len(tower.encoder.layers)), prefix)
+    n_pos = tower.embeddings.position_embedding.weight.shape[0]
     out[prefix + "text_model.embeddings.position_ids"] = torch.arange(n_pos, dtype=torch.int64)[None]
     return out
 
@@ -527,9 +552,8 @@ def _unclip_components(kind: str) -> tuple[dict[str, Any], Tensors, torch.Tensor
     # OpenCLIP-H text tower, 3 resblocks; the diffusers text_encoder is its penultimate cut (2 layers), as SD 2.x.
     full_text = randomize_(CLIPTextModelWithProjection(_text_config(32, 3, 2, "gelu", 32)), _seed(kind, "text"))
     text_encoder = CLIPTextModel(_text_config(32, 2, 2, "gelu", 32))
-    text_sd = {k: v for k, v in full_text.state_dict().items() if not k.startswith("text_model.encoder.layers.2.")}
-    text_sd.pop("text_projection.weight")
-    missing, unexpected = text_encoder.load_state_dict(text_sd, strict=False)
+    text_sd = {k: v for k, v in _tower_params(full_text).items() if not k.startswith("encoder.layers.2.")}
+    missing, unexpected = clip_tower(text_encoder).load_state_dict(text_sd, strict=False)
     assert not unexpected and all(k.endswith("position_ids") for k in missing), (missing, unexpected)
     image_encoder = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
@@ -607,13 +631,13 @@ def _unclip_components(kind: str) -> tuple[dict[str, Any], Tensors, torch.Tensor
     }
     # original-only tensors: the full OpenCLIP text tower and the embedder's text side at the real width
     width = EMBEDDER_TEXT_WIDTH[kind]
-    extra = clip_text_to_open_clip(full_text.state_dict(), "cond_stage_model.model.")
+    extra = clip_text_to_open_clip(full_text, "cond_stage_model.model.")
     extra["cond_stage_model.model.logit_scale"] = torch.tensor(math.log(100.0))
     extra["embedder.model.logit_scale"] = torch.tensor(math.log(100.0))
     if is_l:  # OpenAI CLIP ViT-L/14's whole text tower at its real width (768, 12 heads), one block instead of 12
         config = _text_config(width, 1, width // 64, "quick_gelu", emb)
         tower = randomize_(CLIPTextModelWithProjection(config), _seed(kind, "embedder_text"))
-        oc = clip_text_to_open_clip(_params(tower), "embedder.model.")
+        oc = clip_text_to_open_clip(tower, "embedder.model.")
         # the 49408 x 768 token embedding in fp16 to keep the file small (the real one is fp32)
         extra.update({k: v.half() if k.endswith("token_embedding.weight") else v for k, v in oc.items()})
         return components, extra, mean, std
@@ -670,7 +694,7 @@ def _sdxl_components(kind: str) -> dict[str, Any]:
 
 
 def _params(module: nn.Module) -> Tensors:
-    """State dict without the ``position_ids`` buffers (persistent only in transformers < 4.31)."""
+    """A diffusers model's state dict (UNet, VAE) without ``position_ids`` buffers."""
     return {k: v for k, v in module.state_dict().items() if not k.endswith("position_ids")}
 
 
@@ -680,17 +704,17 @@ def original_state_dict(kind: str, pipe: Any, extra: Tensors | None = None) -> T
     sd.update(unet_to_original(_params(pipe.unet), pipe.unet.config))
     sd.update(vae_to_original(_params(pipe.vae), pipe.vae.config))
     if kind.startswith("unclip"):
-        sd.update(clip_vision_to_open_clip(_params(pipe.image_encoder)))
+        sd.update(clip_vision_to_open_clip(pipe.image_encoder))
         sd.update(extra or {})
         sd.update(noise_augmentor_buffers())
         sd.update(ldm_schedule_buffers())
         dtype = torch.float32
     else:
         embedder = "conditioner.embedders.1.model." if kind == "sdxl-base" else "conditioner.embedders.0.model."
-        sd.update(clip_text_to_open_clip(_params(pipe.text_encoder_2), embedder))
+        sd.update(clip_text_to_open_clip(pipe.text_encoder_2, embedder))
         sd[embedder + "logit_scale"] = torch.tensor(math.log(100.0))
         if kind == "sdxl-base":
-            sd.update(hf_clip_text_to_sgm(_params(pipe.text_encoder)))
+            sd.update(hf_clip_text_to_sgm(pipe.text_encoder))
         dtype = torch.float16
     return {
         k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous().clone()

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """``refine``: one refined PNG per input image, resumable (existing outputs are skipped)."""
     from ..engine.refiner import refine
     from ..loading import load_sdxl
-    from ..loading.defaults import default_model
+    from ..loading.defaults import load_model
     from ..outputs import read_infotext, save_png
 
     inputs = input_images(args.images)
@@ -80,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
         raise ReimagineError("none of the inputs could be read (see above)")
     prepare_out(args.out)
 
-    model = args.model or default_model("refiner", args.models_dir, config_root=args.config_root)
-    pipe = load_sdxl(model, role="refiner", config_root=args.config_root, device=args.device)
+    def load(model: str) -> Any:
+        return load_sdxl(model, role="refiner", config_root=args.config_root, device=args.device)
+
+    pipe = load_model("refiner", args.model, args.models_dir, load, config_root=args.config_root)
     written = 0
     with progress_bar(len(jobs) - len(skipped), "refine") as advance:
         for src, dst in jobs:

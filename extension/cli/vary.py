@@ -151,14 +151,17 @@ def settings_from_args(args: argparse.Namespace):
 
 def _load_unclip(args: argparse.Namespace):
     from ..loading import load_unclip
-    from ..loading.defaults import default_model, model_folders
+    from ..loading.defaults import load_model, model_folders
 
-    model = args.model or default_model("unclip", args.models_dir, config_root=args.config_root)
     # models/karlo/ViT-L-14_stats.th of the folder searched for models (--models-dir, $REIMAGINE_MODELS, ./models)
     models_dir = model_folders(args.models_dir, os.environ, Path.cwd())[0]
-    return load_unclip(
-        model, config_root=args.config_root, karlo_stats=args.karlo_stats, models_dir=models_dir, device=args.device
-    )
+
+    def load(model: str) -> Any:
+        return load_unclip(
+            model, config_root=args.config_root, karlo_stats=args.karlo_stats, models_dir=models_dir, device=args.device
+        )
+
+    return load_model("unclip", args.model, args.models_dir, load, config_root=args.config_root)
 
 
 def _weights(text: str | None, count: int) -> list[float] | None:

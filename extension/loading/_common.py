@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import torch
 
 from ..engine.precision import Precision
-from ..errors import ModelLoadError
+from ..errors import HubUnreachableError, ModelLoadError
 from .checkpoint import StateDict, take_prefix
 from .configs import read_json
 from .detect import check_role, describe, folder_kind, pipeline_kind
 from .info import ModelInfo
-from .source import Source, hub_offline
+from .source import Source, hub_offline, is_network_error
 
 T = TypeVar("T")
 
@@ -154,12 +154,8 @@ def load_hub(cls: type, src: Source, role: str, prec: Precision) -> Any:
         with quiet():
             pipe = cls.from_pretrained(src.location, torch_dtype=prec.dtype, local_files_only=offline)
     except Exception as e:
-        if offline:
-            raise ModelLoadError(
-                f"{src.location} looks like a Hugging Face hub id, but it is not a local file or folder and "
-                "downloading is off (offline mode). Download it while online, or choose a local "
-                ".safetensors/.ckpt file or diffusers folder."
-            ) from None
+        if offline or is_network_error(e):
+            raise HubUnreachableError(hub_unreachable_message(src.location, offline=offline)) from None
         raise ModelLoadError(f"Could not download {src.location} from the Hugging Face hub: {_first_line(e)}") from None
     kind = pipeline_kind(pipe)
     try:
@@ -169,6 +165,15 @@ def load_hub(cls: type, src: Source, role: str, prec: Precision) -> Any:
         gc.collect()
         raise
     return attach_info(pipe.to(prec.device), src, kind)
+
+
+def hub_unreachable_message(hub_id: str, *, offline: bool) -> str:
+    """What to do about a hub id that cannot be loaded without the hub (offline mode, or no network)."""
+    why = "downloading is off (offline mode)" if offline else "the Hugging Face hub cannot be reached (no network)"
+    return (
+        f"{hub_id} looks like a Hugging Face hub id, but it is not a local file or folder and {why}. "
+        "Download it while online, or choose a local .safetensors/.ckpt file or diffusers folder."
+    )
 
 
 def _first_line(e: BaseException) -> str:
@@ -192,6 +197,7 @@ __all__ = [
     "describe",
     "finish",
     "free_memory",
+    "hub_unreachable_message",
     "load_folder",
     "load_hub",
     "quiet",

@@ -76,8 +76,11 @@ def build_tokenizer(folder: str | Path, root: str | Path | None = None) -> CLIPT
     and the shared ``clip-tokenizer/{vocab.json,merges.txt}`` of the same config root.
 
     Done by hand instead of ``from_pretrained`` so that the per-model folders carry no copy of the 1.5 MB vocabulary;
-    works under transformers 4.30 and 4.46.
+    works under transformers 4.30 to 5.x (4: the Python BPE takes ``vocab_file``/``merges_file``; 5: the tokenizers
+    backed class takes ``vocab``/``merges``, here as file paths).
     """
+    import inspect
+
     from transformers import CLIPTokenizer
 
     folder = Path(folder)
@@ -93,7 +96,9 @@ def build_tokenizer(folder: str | Path, root: str | Path | None = None) -> CLIPT
             cfg.update(read_json(p))
     kwargs = {k: _token(v) for k, v in cfg.items() if k not in _DROP and not k.startswith("_")}
     try:
-        return CLIPTokenizer(vocab_file=str(vocab), merges_file=str(merges), **kwargs)
+        if "vocab_file" in inspect.signature(CLIPTokenizer.__init__).parameters:
+            return CLIPTokenizer(vocab_file=str(vocab), merges_file=str(merges), **kwargs)
+        return CLIPTokenizer(vocab=str(vocab), merges=str(merges), **kwargs)
     except Exception as e:
         raise ModelLoadError(f"Cannot build the tokenizer from {folder}: {e}") from None
 

@@ -1,19 +1,22 @@
 """The model a command uses when none is named: the only one of its kind in the models folders, else the hub id.
 
 Folders, first found wins: ``--models-dir``, ``$REIMAGINE_MODELS`` (``os.pathsep``-separated), ``./models``.
-Offline with nothing local, :func:`missing_model_message` names the file to download and the folder to put it in.
+Offline (or without a network) with nothing local, :func:`missing_model_message` names the file to download and the
+folder to put it in.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from ..errors import ReimagineError
+from ..errors import HubUnreachableError, ReimagineError
 
 MODELS_ENV = "REIMAGINE_MODELS"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,14 @@ def choose(role: str, found: Sequence[Path]) -> str:
     return DEFAULTS[role].hub_id
 
 
-def missing_model_message(role: str, folders: Sequence[Path]) -> str:
-    """One line for offline users with no local model: the file to download and where to put it."""
+def missing_model_message(role: str, folders: Sequence[Path], *, offline: bool = True) -> str:
+    """One line for users with no local model who cannot download (offline mode, or no network): the file to
+    download and where to put it."""
     default = DEFAULTS[role]
     folder = (folders[0] / default.subfolder) if folders else Path("models") / default.subfolder
+    why = "downloading is off (offline)" if offline else "the Hugging Face hub cannot be reached (no network)"
     return (
-        f"no {role} model found and downloading is off (offline): download {default.file_name} from "
+        f"no {role} model found and {why}: download {default.file_name} from "
         f"{default.file_url} into {folder}/ (or pass --model / --models-dir)"
     )
 
@@ -88,6 +93,29 @@ def default_model(role: str, models_dir: Path | None = None, *, config_root: Pat
     if chosen == DEFAULTS[role].hub_id and hub_offline() and not _in_hub_cache(chosen):
         raise ReimagineError(missing_model_message(role, folders))
     return chosen
+
+
+def load_model(
+    role: str,
+    model: str | None,
+    models_dir: Path | None,
+    load: Callable[[str], T],
+    *,
+    config_root: Path | None = None,
+) -> T:
+    """``load(model)``, or ``load(default_model(role, ...))`` when no model is named. When that default is the hub id
+    and the hub cannot be reached (no network, or offline mode with an empty cache), the error is
+    :func:`missing_model_message`, as in offline mode, instead of the hub client's own."""
+    from .source import hub_offline
+
+    chosen = model or default_model(role, models_dir, config_root=config_root)
+    try:
+        return load(chosen)
+    except HubUnreachableError:
+        if model or chosen != DEFAULTS[role].hub_id:
+            raise
+        folders = model_folders(models_dir, os.environ, Path.cwd())
+        raise ReimagineError(missing_model_message(role, folders, offline=hub_offline())) from None
 
 
 def _in_hub_cache(hub_id: str) -> bool:

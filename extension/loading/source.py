@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,43 @@ def hub_offline() -> bool:
         return bool(constants.HF_HUB_OFFLINE)
     except Exception:
         return False
+
+
+def _network_error_types() -> tuple[type[BaseException], ...]:
+    """The exceptions a missing network surfaces as, in whichever HTTP stack this huggingface_hub uses: the OS's
+    (refused / reset / DNS / timeout), requests' (hub < 1.0), httpx's (hub 1.x) and httpx2's (hub 2.x) transport
+    errors, and the hub's own "not in the cache and the hub could not be asked" / "offline mode" errors."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror]
+    for module, names in (
+        ("huggingface_hub.errors", ("LocalEntryNotFoundError", "OfflineModeIsEnabled")),
+        ("huggingface_hub.utils", ("LocalEntryNotFoundError", "OfflineModeIsEnabled")),
+        ("requests.exceptions", ("ConnectionError", "Timeout")),
+        ("httpx", ("TransportError",)),
+        ("httpx2", ("TransportError",)),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [t for t in (getattr(mod, name, None) for name in names) if isinstance(t, type)]
+    return tuple(dict.fromkeys(found))
+
+
+def is_network_error(error: BaseException) -> bool:
+    """Whether ``error`` (or an exception it was raised from or while handling: diffusers and transformers wrap the
+    hub's errors in their own ``OSError``/``EnvironmentError``) comes from a missing network or offline mode."""
+    types = _network_error_types()
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, types):
+            return True
+        todo += [current.__cause__, current.__context__]
+    return False
 
 
 def resolve_source(source: str | os.PathLike[str]) -> Source:

@@ -21,6 +21,7 @@ over two captions, and no VRAM taken from the UNet.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -60,7 +61,11 @@ class TextHead(nn.Module):
         """``[B, T, W]`` hidden states + ``[B, T]`` ids -> ``[B, E]`` projected embeddings pooled at the EOT token."""
         length = hidden.shape[1]
         causal = torch.full((length, length), torch.finfo(hidden.dtype).min, device=hidden.device, dtype=hidden.dtype)
-        x = self.last_block(hidden, None, causal.triu(1)[None, None])[0]
+        mask = causal.triu(1)[None, None]
+        if "causal_attention_mask" in inspect.signature(self.last_block.forward).parameters:  # transformers 4
+            x = self.last_block(hidden, None, mask)[0]
+        else:  # transformers 5: one additive mask, and the layer returns the hidden states alone
+            x = self.last_block(hidden, mask)
         x = self.final_layer_norm(x)
         # EOT pooling as CLIP does it: the end-of-text token has the largest id in the vocabulary.
         pooled = x[torch.arange(x.shape[0], device=x.device), input_ids.to(x.device).argmax(dim=-1)]

@@ -1,17 +1,61 @@
-"""The gradio 3.41 (AUTOMATIC1111 1.10) / 4.40 (Forge 2) differences the tab meets, in one place.
+"""Every gradio difference the tab and the standalone app meet, in one place: gradio 3.41 (AUTOMATIC1111 1.10),
+3.43 (Forge Neo), 4.40 (Forge 2), 5.x and 6.x (the standalone app's unpinned install).
 
 Forge shims some gradio-3 spellings (``_js``, ``source=``), but the standalone app runs on plain gradio, so the tab
-always uses the spelling of the installed major version.
+always uses the spelling of the installed version. Where a keyword moved or went away, the choice is made by looking
+at the installed gradio's signatures (feature detection), not at its version number.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gradio as gr
 
 GRADIO_MAJOR = int(gr.__version__.split(".", 1)[0])
 GRADIO_4 = GRADIO_MAJOR >= 4
+
+
+def accepts(fn: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    """The named parameters of ``fn`` (a gradio function or method)."""
+    return inspect.signature(fn).parameters
+
+
+# gradio 6 moved ``css`` (with ``theme``, ``js``, ``head``) from ``gr.Blocks()`` to ``launch()`` (Blocks() still takes
+# it, with a warning); it dropped ``launch(show_api=)`` for ``footer_links`` (the links under the page, "api" one of
+# them); gradio 4 replaced ``queue(concurrency_count=)`` with ``default_concurrency_limit``.
+CSS_AT_LAUNCH = "css" in accepts(gr.Blocks.launch)
+LAUNCH_SHOW_API = "show_api" in accepts(gr.Blocks.launch)
+LAUNCH_FOOTER_LINKS = "footer_links" in accepts(gr.Blocks.launch)
+QUEUE_DEFAULT_LIMIT = "default_concurrency_limit" in accepts(gr.Blocks.queue)
+FOOTER_WITHOUT_API = ["gradio", "settings"]
+
+
+def blocks_kwargs(*, title: str, css: str) -> dict[str, Any]:
+    """Keywords of the app's ``gr.Blocks(...)``: ``css`` here unless this gradio takes it at ``launch()``."""
+    kwargs: dict[str, Any] = {"title": title, "analytics_enabled": False}
+    if not CSS_AT_LAUNCH:
+        kwargs["css"] = css
+    return kwargs
+
+
+def launch_kwargs(*, css: str, **kwargs: Any) -> dict[str, Any]:
+    """Keywords of ``demo.launch(...)``: ``kwargs`` plus the page CSS where launch takes it, and no link to gradio's
+    API page (``show_api=False``; gradio 6: a footer without "api")."""
+    if CSS_AT_LAUNCH:
+        kwargs["css"] = css
+    if LAUNCH_SHOW_API:
+        kwargs["show_api"] = False
+    elif LAUNCH_FOOTER_LINKS:
+        kwargs["footer_links"] = list(FOOTER_WITHOUT_API)
+    return kwargs
+
+
+def queue_limit(limit: int) -> dict[str, Any]:
+    """Keywords of ``demo.queue(...)`` for at most ``limit`` jobs at once."""
+    return {"default_concurrency_limit": limit} if QUEUE_DEFAULT_LIMIT else {"concurrency_count": limit}
 
 
 def js(code: str | None) -> dict[str, Any]:
