@@ -40,6 +40,18 @@ def built_txt2img(webui: StubWebUI) -> Any:
     return runner
 
 
+def processed_with(p: Any, runner: Any, args: list[Any]) -> Any:
+    """``processing.process_images(p)`` with these scripts, inside a job as the WebUI runs it."""
+    from modules import processing, shared
+
+    p.scripts, p.script_args = runner, args
+    shared.state.begin(job="test")
+    try:
+        return processing.process_images(p)
+    finally:
+        shared.state.end()
+
+
 def scripts_by_title(runner: Any) -> dict[str, Any]:
     return {script.title(): script for script in runner.alwayson_scripts}
 
@@ -187,12 +199,7 @@ def test_both_refiners_on_each_runs_once(webui: StubWebUI, tiny: Any, tmp_path: 
         outpath_grids=str(tmp_path / "grids"),
         do_not_save_samples=True,
     )
-    p.scripts, p.script_args = runner, args
-    shared.state.begin(job="test")
-    try:
-        processed = processing.process_images(p)
-    finally:
-        shared.state.end()
+    processed = processed_with(p, runner, args)
 
     assert [call[0] for call in sd_samplers_common.calls] == ["apply_refiner"]  # once, mid-sampling
     assert len(refine_calls) == 2  # our post-pass: once per image, pixel mode
@@ -228,11 +235,6 @@ def test_a_video_base_is_not_refined_frame_by_frame(webui: StubWebUI, tmp_path: 
         outpath_samples=str(tmp_path),
         outpath_grids=str(tmp_path),
     )
-    p.scripts, p.script_args = runner, args
-    shared.state.begin(job="test")
-    try:
-        processed = processing.process_images(p)
-    finally:
-        shared.state.end()
+    processed = processed_with(p, runner, args)
     params = infotext_utils.parse_generation_parameters(processed.infotexts[0])
     assert "makes video" in params["Refiner post-pass error"]
