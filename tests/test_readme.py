@@ -62,9 +62,10 @@ COPY_IGNORE = shutil.ignore_patterns(
     "build", "outputs", "artifacts", ".venv",
 )  # fmt: skip
 TIMEOUT = 600
-# Ray probes the cloud's instance-metadata address at every node start, to find TPUs (ray/_private/accelerators/
-# tpu.py, GCE_TPU_ACCELERATOR_ENDPOINT): blocked like any other attempt, but not a download of ours
-CLOUD_METADATA_PROBE = re.compile(r"'169\.254\.169\.254'|'metadata\.google\.internal'")
+# Ray's own calls home, blocked like any other attempt but not a download of ours: the cloud's instance-metadata
+# address at every node start, to find TPUs (ray/_private/accelerators/tpu.py, GCE_TPU_ACCELERATOR_ENDPOINT), and a
+# name lookup of its usage-stats server by a `ray start` head although RAY_USAGE_STATS_ENABLED=0 is set
+RAY_OWN_PROBES = re.compile(r"'169\.254\.169\.254'|'metadata\.google\.internal'|'usage-stats\.ray\.io'")
 
 
 def bash_blocks() -> list[str]:
@@ -118,7 +119,7 @@ class UserDir:
 
     def assert_offline(self) -> None:
         lines = self.network_log.read_text(encoding="utf-8").splitlines() if self.network_log.exists() else []
-        attempts = [line for line in lines if not CLOUD_METADATA_PROBE.search(line)]
+        attempts = [line for line in lines if not RAY_OWN_PROBES.search(line)]
         assert not attempts, "network attempts:\n" + "\n".join(attempts)
 
     def install(self) -> None:
@@ -367,10 +368,12 @@ def run_ray(user: UserDir, block: str) -> None:
     user.env[SINGLE_NODE_ENV] = "0"  # the head listens on loopback only, as start_ray makes a local Ray do
     subprocess.run([*head, "--include-dashboard=false"], env=user.env, check=True, capture_output=True, timeout=180)
     try:
-        env = {**user.env, "RAY_ADDRESS": f"127.0.0.1:{port}"}  # what `ray start` prints to connect to it
+        # what `ray start` prints to connect to it; RAY_AUTH_MODE as README says for a cluster (its first command too)
+        env = {**user.env, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token"}
         bucket = user.root / "bucket"
         shutil.copytree(user.root / "renders", bucket / "renders")
         script = block.replace("s3://bucket/", f"file://{bucket}/")
+        shutil.rmtree(user.root / "out", ignore_errors=True)  # the CLI block wrote the same outputs: run them again
         done = subprocess.run(
             ["bash", "-c", "set -euo pipefail\n" + rewrite(script, user)],
             cwd=user.root, env=env, capture_output=True, text=True, timeout=TIMEOUT,
