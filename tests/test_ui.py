@@ -910,8 +910,17 @@ def test_webui_generate_with_tiny_model(webui: StubWebUI, tiny: Any, image: Imag
     assert shared.state.calls[0] == ("begin", "task(e2e)")
 
 
+# How the gallery hands a saved output back: a path (gradio 4, the standalone app), or the gradio-3 dict of A1111 1.10.1,
+# whose modules/ui_tempdir.py save_pil_to_file names saved outputs "<path>?<mtime>" (its image_from_url_text strips it)
+GALLERY_FORMS = {
+    "path": lambda path: path,
+    "a1111-gradio3": lambda path: {"name": f"{path}?1796691585.2211034", "data": None, "is_file": True},
+}
+
+
 @pytest.mark.slow
-def test_refine_with_sdxl_on_a_selected_output(tiny: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", sorted(GALLERY_FORMS))
+def test_refine_with_sdxl_on_a_selected_output(tiny: Any, tmp_path: Path, form: str) -> None:
     host = StandaloneHost(
         [], models=[tiny.sdxl_refiner.safetensors], config_root=tiny.config_root, outdir=tmp_path / "o"
     )
@@ -924,7 +933,7 @@ def test_refine_with_sdxl_on_a_selected_output(tiny: Any, tmp_path: Path) -> Non
     info = json.dumps({"infotexts": [text], "all_seeds": [9]})
     (refiner,) = host.models(models.REFINER_KINDS)
     gallery, info_json, shown, log = jobs.refine_selected(
-        host, [str(host.outdir / "00000-9.png")], 0, info, refiner.name, 0.3, 2
+        host, [GALLERY_FORMS[form](str(host.outdir / "00000-9.png"))], 0, info, refiner.name, 0.3, 2
     )
     # the batch stays, the refined image is added after it (the WebUI keeps a batch visible), with its own infotext
     assert log == "" and len(gallery) == 2 and gallery[0] == str(host.outdir / "00000-9.png")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -428,6 +429,8 @@ def _output_entry(item: Any) -> Any:
     if isinstance(item, dict):
         item = item.get("image", item)
         item = item.get("path") or item.get("name") or item.get("url") if isinstance(item, dict) else item
+    if isinstance(item, str) and "?" in item and os.path.isfile(item.rsplit("?", 1)[0]):
+        item = item.rsplit("?", 1)[0]  # A1111 names saved outputs "<path>?<mtime>" (ui_tempdir.save_pil_to_file)
     return item
 
 
