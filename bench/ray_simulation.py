@@ -132,8 +132,12 @@ def run_one(inputs: Path, out: Path, ms: float, workers: int, rows: int, sampler
         "images": count,
         "wall_s": round(wall, 2),
         "images_per_s": round(rate, 3),
-        "cpu_ms_per_image": {key: round(spent[key] / made * 1000, 1) for key in ("actors", "driver", "ray", "machine")},
-        "machine_busy_cores": round(spent["machine"] / spent["seconds"], 2),
+        # a run too short for the sampler's window (a toy size) has no CPU figures
+        "cpu_ms_per_image": {
+            key: round(spent[key] / made * 1000, 1) if made > 0 else None
+            for key in ("actors", "driver", "ray", "machine")
+        },
+        "machine_busy_cores": round(spent["machine"] / spent["seconds"], 2) if spent["seconds"] > 0 else None,
         "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -188,7 +192,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {row['gpu_ms']:g} | {row.get('side', '?')}² | {row['rows_in_flight']} | {row['actors']} | "
             f"{row['images_per_s']:.2f} | {versus_one} | "
             f"{row['images_per_s'] * row['gpu_ms'] / 1000 / row['actors']:.0%} | {row['wall_s']:.0f} | "
-            f"{cpu['actors']:.0f} / {cpu['driver']:.0f} / {cpu['ray']:.0f} / {cpu['machine']:.0f} | "
+            f"{' / '.join('–' if cpu[k] is None else f'{cpu[k]:.0f}' for k in ('actors', 'driver', 'ray', 'machine'))} | "
             f"{row['load_1min'][0]:.1f}–{row['load_1min'][1]:.1f} |"
         )
     return "\n".join(lines)
