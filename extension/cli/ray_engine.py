@@ -318,6 +318,18 @@ def actor_pool(ray: Any, workers: int, rows: int) -> dict[str, Any]:
     return {"compute": strategy(size=workers), "max_concurrency": rows}
 
 
+PATH_OPTIONS = ("model", "config_root", "karlo_stats", "models_dir")
+
+
+def absolute(value: Any) -> Any:
+    """A local file or folder the user named, as an absolute path: the actors of a cluster joined with ``--address``
+    run in the cluster's own working folder, where a relative ``--model x.safetensors`` is not found (on other nodes
+    the same absolute path must exist, e.g. a shared folder); anything else (hub ids, URIs, numbers) as it is."""
+    if isinstance(value, (str, Path)) and str(value) and "://" not in str(value) and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
 def require_ray() -> Any:
     try:
         import ray
@@ -379,7 +391,9 @@ def run(args: argparse.Namespace, command: str) -> int:
     gpus = args.gpus_per_worker
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    options = {key: value for key, value in vars(args).items() if key != "run"}
+    options = {
+        key: absolute(value) if key in PATH_OPTIONS else value for key, value in vars(args).items() if key != "run"
+    }
     dataset = ray.data.from_items([{"row": row} for row in rows], override_num_blocks=min(len(rows), 200))
     results = dataset.map_batches(
         Worker,
