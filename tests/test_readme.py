@@ -44,7 +44,7 @@ import sysconfig
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +103,6 @@ class UserDir:
     network_log: Path
     pip_extra: str = ""  # "--no-deps " where this environment fails `pip check` (see the module docstring)
     installed: bool = False
-    done: set[str] = field(default_factory=set)
 
     def sh(self, script: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``script`` through bash (``set -euo pipefail``) in the folder, rewritten as the module docstring says."""
