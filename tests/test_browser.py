@@ -337,7 +337,7 @@ def test_refine_the_selected_image_keeps_the_batch_and_selects_the_refined_one(
     p.click("#reimagine_generate")
     page.wait_thumbnails(2)
     page.wait_text("html_info_reimagine", "Seed: 600")
-    p.locator("#reimagine_gallery .thumbnail-small").nth(1).click()
+    page.thumbnail(1).click()
     page.wait_text("html_info_reimagine", "Seed: 601")
     p.locator("#reimagine_refine_accordion .label-wrap").first.click()
     page.number("reimagine_refiner_steps", 2)
@@ -347,6 +347,6 @@ def test_refine_the_selected_image_keeps_the_batch_and_selects_the_refined_one(
     info = page.wait_text("html_info_reimagine", "Refiner post-pass")
     assert "Seed: 601" in info  # the refined image is the selected one's
     assert page.thumbnails() == 3
-    p.locator("#reimagine_gallery .thumbnail-small").nth(0).click()  # the batch's images keep their infotexts
+    page.thumbnail(0).click()  # the batch's images keep their infotexts
     page.wait_text("html_info_reimagine", "Seed: 600")
     page.shot("08-refine-selected")

@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -363,7 +364,11 @@ def run_ray(user: UserDir, block: str) -> None:
     _ray_or_skip()
     port = free_port()
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    # a short session folder: Ray's unix sockets live in it, and nox's TMPDIR (.nox/<session>/tmp) can push their paths
+    # past the 107-byte limit, after which the workers never connect (as tests/test_ray.py's fixture does)
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     head = [*ray, "start", "--head", f"--port={port}", "--num-cpus=8", "--num-gpus=8", "--node-ip-address=127.0.0.1"]
+    head.append(f"--temp-dir={temp_dir}")
     user.env[SINGLE_NODE_ENV] = "0"  # the head listens on loopback only, as start_ray makes a local Ray do
     subprocess.run([*head, "--include-dashboard=false"], env=user.env, check=True, capture_output=True, timeout=180)
     try:
