@@ -42,6 +42,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -215,10 +216,17 @@ def probe_serve(user: UserDir, command: str) -> None:
         cwd=user.root, env=user.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    printed: list[str] = []  # the user opens the page once serve prints its address (its routes are all in by then)
+    reader = threading.Thread(target=lambda: printed.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 240
         while True:
             assert process.poll() is None, f"serve exited {process.returncode}: {process.communicate()}"
+            if not any(f"open {url}" in line for line in printed):
+                assert time.monotonic() < deadline, f"serve printed no address in 240 s: {printed}"
+                time.sleep(0.5)
+                continue
             try:
                 with urllib.request.urlopen(url + "/", timeout=5) as page:
                     assert page.status == 200 and b"Reimagine" in page.read()
@@ -242,11 +250,12 @@ def probe_serve(user: UserDir, command: str) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            out, err = process.communicate(timeout=60)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-            out, err = process.communicate()
-            pytest.fail(f"serve did not stop on SIGINT within 60 s\n{out}\n{err}")
+            pytest.fail("serve did not stop on SIGINT within 60 s")
+        reader.join(10)
+        out, err = "".join(printed), process.stderr.read()
     assert process.returncode == 0, f"exit {process.returncode}\n{out}\n{err}"
     assert "Traceback" not in err, err
     assert f"open {url}" in out, out
