@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..engine.precision import pick
+from ..device.precision import pick
 from ..errors import ModelLoadError
 from ._common import quiet
 from .checkpoint import Checkpoint, load_weights_only, read_state_dict, take_prefix

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..engine.precision import pick
+from ..device.precision import pick
 from ..errors import ModelLoadError
 from ._common import SingleFileParts, attach_info, free_memory, scheduler
 from .checkpoint import Checkpoint
