@@ -225,6 +225,53 @@ TEXT_DIFF = ParamTable(
     ]
 )
 
+# The variation backend (extension/engine/ip_adapter.py): unCLIP 2.1 (the default), or the user's own SD 1.5 / SDXL
+# checkpoint with an IP-Adapter driven by the same image embedding.
+BACKENDS = ("unclip", "ip-adapter")
+BACKEND_LABELS = {"unclip": "unCLIP", "ip-adapter": "IP-Adapter"}  # what the infotext's "Backend" says
+IP_ADAPTER = ParamTable(
+    [
+        Param(
+            "backend",
+            "Backend",
+            "unclip",
+            str,
+            choices=BACKENDS,
+            help="unclip: SD 2.1 unCLIP; ip-adapter: your SD 1.5 / SDXL checkpoint with an IP-Adapter",
+        ),
+        Param(
+            "ip_adapter",
+            "IP-Adapter",
+            "",
+            str,
+            infotext="IP-Adapter",
+            help="adapter file name (models/ipadapter, models/ControlNet); empty = the first that fits the model",
+        ),
+        Param(
+            "image_strength",
+            "Image strength",
+            1.0,
+            float,
+            0.0,
+            1.0,
+            0.05,
+            infotext="Image strength",
+            help="the adapter scale: 1 = the image leads, lower = the prompt takes over, 0 = the prompt alone",
+        ),
+        Param(
+            "variation_strength",
+            "Variation strength",
+            0.0,
+            float,
+            0.0,
+            1.0,
+            0.05,
+            infotext="Variation strength",
+            help="noise added to the image embedding per seed (0 = none): how far the variations drift",
+        ),
+    ]
+)
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # SDXL refiner post-pass (extension/refine.py). The names are also the named args of the txt2img/img2img script

@@ -328,5 +328,5 @@ def test_text_diffs_on_plus_adapters_are_refused(tiny_ipa) -> None:
     request = VariationRequest(images=[_image(1)], steps=1, edit=_AddVector(torch.zeros(1, 32)))
     with pytest.raises(ParamError, match="plus"):
         IPAdapterVariation(pipe)(request)
-    with pytest.raises(ParamError, match="Image strength"):
+    with pytest.raises(ParamError, match="image_strength"):
         IPAdapterVariation(pipe)(VariationRequest(images=[_image(1)], steps=1), IPAdapterOptions(image_strength=2))

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ReimagineError
 from ..params import FRAMES, NOISE_PRESETS, REIMAGINE, TEXT_DIFF
+from . import backend
 from .common import (
     Job,
     add_param,
@@ -101,6 +102,7 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
     add_param(parser, table["width"])
     add_param(parser, table["height"])
     add_param(parser, table["fit"])
+    backend.add_options(parser)
 
 
 def _text_diff_options(parser: argparse.ArgumentParser) -> None:
@@ -194,6 +196,7 @@ def run_vary(args: argparse.Namespace) -> int:
     groups = [inputs] if weights is not None else [[path] for path in inputs]
     names = [short_stem("+".join(stems))] if weights is not None else stems
     settings = replace(settings_from_args(args), edit=_text_diff(args))
+    batches = backend.batches(args)  # the IP-Adapter options are checked here, before any model is loaded
     seed = seed_list(settings.seed, 1)[0]
     # Check every value before the (slow) model load (placeholders: the inputs are read one by one later).
     single = weights is not None or len(groups) == 1  # a mix or one input: an unreadable image is an error now
@@ -210,7 +213,7 @@ def run_vary(args: argparse.Namespace) -> int:
     if pending == 0:
         return nothing_to_do(args)
 
-    pipe = _load_unclip(args)
+    pipe = backend.load(args, settings.edit) if backend.is_ip_adapter(args) else _load_unclip(args)
     runs = sum(n_iter for _, todo in plans for _, n_iter, _ in plan_requests(todo, args.batch_size))
     written, skipped = 0, 0
     with progress_bar(runs, "vary") as advance:
@@ -224,7 +227,9 @@ def run_vary(args: argparse.Namespace) -> int:
                 skipped += 1
                 continue
             base = replace(settings, images=images, weights=weights, mix=args.mix)
-            written += make_outputs(pipe, base, seed, todo, args.batch_size, save_png, progress=advance)
+            written += make_outputs(
+                pipe, base, seed, todo, args.batch_size, save_png, progress=advance, batches=batches
+            )
     print(f"wrote {written} image(s) to {args.out}")
     if skipped:
         print(f"error: {skipped} input(s) could not be read (see above); the others are done", file=sys.stderr)
@@ -264,9 +269,10 @@ def run_interpolate(args: argparse.Namespace) -> int:
     if args.text_diff_to is not None or args.image_b is None:
         return run_text_strip(args)
     from ..engine import seed_list
-    from ..engine.unclip import InterpolationRequest, interpolate
+    from ..engine.unclip import InterpolationRequest
     from ..outputs import save_png
 
+    interpolate = backend.interpolate(args)
     stem = short_stem(f"{args.image_a.stem}-to-{args.image_b.stem}")
     paths = [args.out / f"{stem}-{frame:03d}.png" for frame in range(args.frames)]
     if not args.overwrite and all(path.exists() for path in paths):
@@ -277,7 +283,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     image_a, image_b = load_images([args.image_a, args.image_b])
     replace(settings, images=[image_a, image_b], mix="slerp").validated()
     prepare_out(args.out)
-    pipe = _load_unclip(args)
+    pipe = backend.load(args) if backend.is_ip_adapter(args) else _load_unclip(args)
     with progress_bar(1, "interpolate") as advance:
         result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)
     for path, image, text in zip(paths, result.images, result.infotexts):
@@ -295,6 +301,8 @@ def run_text_strip(args: argparse.Namespace) -> int:
 
     if args.image_b is not None:
         raise ReimagineError("give either image B or --to-text, not both")
+    if backend.is_ip_adapter(args):
+        raise ReimagineError("text-edit strips need --backend unclip; with ip-adapter use vary --to-text")
     if args.text_diff_to is None:
         raise ReimagineError("interpolate needs image B, or --to-text to edit image A by text")
     diff = _text_diff(args)

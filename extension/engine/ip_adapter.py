@@ -23,19 +23,28 @@ step:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from PIL import Image, ImageOps
 
 from ..errors import ParamError
+from ..params import BACKEND_LABELS, FRAMES, IP_ADAPTER
 from . import PreviewFn, ProgressFn, Result, StopFn, format_number, seed_list
 from .samplers import make_scheduler, seed_noise
 from .text_encoding import encode_prompts, encode_weighted, pad_to_same_length
-from .unclip import VariationRequest, build_infotext, decode, fit_for_clip, mix_embeddings, output_size
+from .unclip import (
+    InterpolationRequest,
+    VariationRequest,
+    build_infotext,
+    decode,
+    fit_for_clip,
+    mix_embeddings,
+    output_size,
+)
 
 PLUS_TEXT_DIFF = (
     "Edit by text needs a plain IP-Adapter (ip-adapter_sd15, ip-adapter_sdxl_vit-h): {adapter} is a 'plus' adapter, "
@@ -48,21 +57,20 @@ _VARIATION_SEED_OFFSET = 0x1DA  # the variation noise is not the latent noise st
 class IPAdapterOptions:
     """The IP-Adapter backend's own controls."""
 
-    image_strength: float = 1.0  # the adapter scale: 0 = the prompt alone, 1 = full image conditioning
-    variation_strength: float = 0.0  # noise added to the image features (0 = none)
+    image_strength: float = IP_ADAPTER["image_strength"].default  # the adapter scale: 0 = the prompt alone
+    variation_strength: float = IP_ADAPTER["variation_strength"].default  # noise on the image features
     composition: float = 0.0  # keep composition: img2img strength from the first input (0 = off, pure noise)
 
     def validated(self) -> IPAdapterOptions:
-        """The same options, each checked to lie in [0, 1] (:class:`ParamError` otherwise)."""
-        for name, label in (
-            ("image_strength", "Image strength"),
-            ("variation_strength", "Variation strength"),
-            ("composition", "Keep composition"),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-                raise ParamError(f"{label} must be a number from 0 to 1, got {value!r}")
-        return IPAdapterOptions(float(self.image_strength), float(self.variation_strength), float(self.composition))
+        """The same options checked against :data:`params.IP_ADAPTER` (:class:`ParamError` otherwise)."""
+        composition = self.composition
+        if isinstance(composition, bool) or not isinstance(composition, (int, float)) or not 0 <= composition <= 1:
+            raise ParamError(f"keep composition must be a number from 0 to 1, got {composition!r}")
+        return IPAdapterOptions(
+            IP_ADAPTER["image_strength"].coerce(self.image_strength),
+            IP_ADAPTER["variation_strength"].coerce(self.variation_strength),
+            float(composition),
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -234,7 +242,7 @@ class IPAdapterVariation:
                 mixed = request.edit.apply(getattr(pipe, "reimagine_text_source", None) or pipe, mixed)
         return mixed
 
-    def __call__(
+    def iter_batches(
         self,
         request: VariationRequest,
         options: IPAdapterOptions | None = None,
@@ -242,7 +250,9 @@ class IPAdapterVariation:
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
         preview: PreviewFn | None = None,
-    ) -> Result:
+    ) -> Iterator[Result]:
+        """One :class:`Result` per batch, as ``engine/unclip.py`` ``iter_batches`` (``progress``/``preview`` count the
+        current batch's steps; a stopped batch yields ``interrupted=True`` and the caller decides whether to go on)."""
         pipe = self.pipe
         request = request.validated()
         options = (options or IPAdapterOptions()).validated()
@@ -250,39 +260,27 @@ class IPAdapterVariation:
         width, height = output_size(request, pipe)
         guided = request.cfg_scale > 1.0
         all_seeds = seed_list(request.seed, request.n_iter * request.batch_size)
-        total = request.n_iter * _planned_steps(request.steps, options.composition)
 
         # 1-2: encode once, mix, edit
         features = self.features(request)
         uncond = unconditional_features(pipe, features)
-        # 6: prompt once; txt2img or img2img on the same components
+        # 6: txt2img, or img2img on the same components
         runner = img2img_pipeline(pipe) if options.composition > 0 else pipe
         call: dict[str, Any] = {"num_inference_steps": request.steps, "guidance_scale": request.cfg_scale}
         if options.composition > 0:
             call.update(image=composition_image(request.images[0], (width, height)), strength=options.composition)
         else:
             call.update(width=width, height=height)
+        extra = infotext_items(pipe, options)
 
-        result = Result()
         for batch in range(request.n_iter):
             seeds = all_seeds[batch * request.batch_size : (batch + 1) * request.batch_size]
-            done = len(result.seeds) // request.batch_size * _planned_steps(request.steps, options.composition)
-
-            def batch_progress(step: int, _steps: int, _done: int = done) -> None:
-                if progress is not None:
-                    progress(_done + step, total)
-
-            def batch_preview(step: int, latents: torch.Tensor, _done: int = done) -> None:
-                if preview is not None:
-                    preview(_done + step, latents)
-
-            # 3-4: per-seed variation noise, unconditional features
-            cond = vary_features(features, options.variation_strength, seeds)
+            # 3-4: per-seed variation noise; the unconditional rows first
+            embeds = adapter_embeds(vary_features(features, options.variation_strength, seeds), uncond, guided)
             scheduler = make_scheduler(dict(pipe.scheduler.config), request.sampler_name, request.scheduler)
             seed_noise(scheduler, seeds)
-            steps = _Steps(batch_progress, should_stop, batch_preview)
+            steps = _Steps(progress, should_stop, preview)
             # 5-6: adapter scale, diffusers' own loop
-            embeds = adapter_embeds(cond, uncond, guided)
             with _sampling_with(runner, scheduler, options.image_strength, embeds), torch.no_grad():
                 latents = runner(
                     **call,
@@ -293,19 +291,61 @@ class IPAdapterVariation:
                     callback_on_step_end=steps,
                 ).images
             if steps.stopped:
-                result.interrupted = True
-                break
+                yield Result(interrupted=True)
+                continue
             # 7: decode
             with torch.no_grad():
-                result.images.extend(decode(pipe, latents))
-            extra = infotext_items(pipe, options)
-            result.infotexts.extend(build_infotext(request, pipe, s, (width, height), extra) for s in seeds)
-            result.seeds.extend(seeds)
-            result.steps += _planned_steps(request.steps, options.composition)
+                images = decode(pipe, latents)
+            infotexts = [build_infotext(request, pipe, s, (width, height), extra) for s in seeds]
+            yield Result(images, infotexts, list(seeds), steps=planned_steps(request.steps, options.composition))
+
+    def __call__(
+        self,
+        request: VariationRequest,
+        options: IPAdapterOptions | None = None,
+        *,
+        progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
+        preview: PreviewFn | None = None,
+    ) -> Result:
+        """All ``n_iter × batch_size`` variations; a stop returns the finished batches (``interrupted=True``)."""
+        request = request.validated()
+        per_batch = planned_steps(request.steps, (options or IPAdapterOptions()).composition)
+        total = request.n_iter * per_batch
+        result = Result()
+
+        def overall(step: int, _steps: int) -> None:
+            if progress is not None:
+                progress(result.steps + step, total)
+
+        def overall_preview(step: int, latents: Any) -> None:
+            if preview is not None:
+                preview(result.steps + step, latents)
+
+        for batch in self.iter_batches(
+            request, options, progress=overall, should_stop=should_stop, preview=overall_preview
+        ):
+            if batch.interrupted:
+                result.interrupted = True
+                break
+            result.images.extend(batch.images)
+            result.infotexts.extend(batch.infotexts)
+            result.seeds.extend(batch.seeds)
+            result.steps += batch.steps
         return result
 
 
-def _planned_steps(steps: int, composition: float) -> int:
+def ip_adapter_batches(options: IPAdapterOptions) -> Callable[..., Iterator[Result]]:
+    """An ``iter_batches(pipe, request, *, progress, should_stop, preview)`` with the unCLIP engine's signature, for
+    callers that take the engine as a function (``cli/vary.py`` ``make_outputs``, ``runtime/jobs.py``)."""
+
+    def batches(pipe: Any, request: VariationRequest, **callbacks: Any) -> Iterator[Result]:
+        return IPAdapterVariation(pipe).iter_batches(request, options, **callbacks)
+
+    return batches
+
+
+def planned_steps(steps: int, composition: float) -> int:
     """Sampling steps one batch runs: all of them, or img2img's ``int(steps · s)``."""
     return min(int(steps * composition), steps) if composition > 0 else steps
 
@@ -315,9 +355,64 @@ def infotext_items(pipe: Any, options: IPAdapterOptions) -> dict[str, Any]:
     adapter = getattr(pipe, "reimagine_adapter", None)
     return {
         "Noise level": None,
-        "Backend": "IP-Adapter",
+        "Backend": BACKEND_LABELS["ip-adapter"],
         "IP-Adapter": getattr(adapter, "name", None),
         "Image strength": format_number(options.image_strength),
         "Variation strength": format_number(options.variation_strength) if options.variation_strength else None,
         "Keep composition": format_number(options.composition) if options.composition else None,
     }
+
+
+def interpolate(
+    pipe: Any,
+    request: InterpolationRequest,
+    options: IPAdapterOptions | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    preview: PreviewFn | None = None,
+) -> Result:
+    """A slerp strip from image A to image B: frame k is the variation of ``slerp(f_A, f_B, k / (frames − 1))`` with
+    the same seed (same start noise and variation noise), so only the image features move."""
+    frames = FRAMES.coerce(request.frames)
+    settings = replace(
+        request.variation or VariationRequest(images=[]),
+        images=[request.image_a, request.image_b],
+        mix="slerp",
+        n_iter=1,
+        batch_size=1,
+    )
+    settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
+    variation = IPAdapterVariation(pipe)
+    per_frame = planned_steps(settings.validated().steps, (options or IPAdapterOptions()).composition)
+    result = Result()
+    for frame in range(frames):
+        t = frame / (frames - 1)
+
+        def frame_progress(step: int, _total: int, _frame: int = frame) -> None:
+            if progress is not None:
+                progress(_frame * per_frame + step, frames * per_frame)
+
+        def frame_preview(step: int, latents: Any, _frame: int = frame) -> None:
+            if preview is not None:
+                preview(_frame * per_frame + step, latents)
+
+        frame_request = replace(settings, weights=[1.0 - t, t])
+        done = variation(
+            frame_request,
+            options,
+            progress=frame_progress,
+            should_stop=should_stop,
+            preview=frame_preview,
+        )
+        if done.interrupted:
+            result.interrupted = True
+            break
+        result.images.extend(done.images)
+        result.seeds.extend(done.seeds)
+        position = {"Mix weights": None, "Mix mode": None, "Interpolation": f"{frame + 1}/{frames}"}
+        position["Interpolation t"] = f"{t:.3f}"
+        extra = {**infotext_items(pipe, options or IPAdapterOptions()), **position}
+        size = output_size(frame_request.validated(), pipe)
+        result.infotexts.extend(build_infotext(frame_request.validated(), pipe, s, size, extra) for s in done.seeds)
+    return result

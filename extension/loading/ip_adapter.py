@@ -29,7 +29,7 @@ import torch
 from ..device.precision import pick
 from ..errors import ModelLoadError
 from ._common import quiet
-from .checkpoint import Checkpoint, load_weights_only, read_state_dict, take_prefix
+from .checkpoint import Checkpoint, load_weights_only, read_state_dict, safetensors_shapes, take_prefix
 from .clip_vision import VISUAL_PREFIX, build_image_encoder, convert_visual
 from .configs import config_dir
 from .detect import describe, detect_kind
@@ -102,23 +102,37 @@ def read_adapter(path: str | os.PathLike[str]) -> tuple[Adapter, AdapterInfo]:
     return adapter, classify_adapter(adapter, path)
 
 
-def classify_adapter(adapter: Adapter, path: Path) -> AdapterInfo:
-    """Variant and widths from the image projection's weights (never from the file name)."""
-    proj, layers = adapter["image_proj"], adapter["ip_adapter"]
+def classify_adapter(adapter: dict[str, dict[str, Any]], path: Path) -> AdapterInfo:
+    """Variant and widths from the image projection's weights or their shapes (never from the file name)."""
+    proj = {k: tuple(getattr(v, "shape", v)) for k, v in adapter["image_proj"].items()}
+    layers = adapter["ip_adapter"]
     if not proj or not any(k.endswith("to_k_ip.weight") for k in layers):
         raise ModelLoadError(
             f"{path.name} is not an IP-Adapter: it has no image_proj.* / ip_adapter.*.to_k_ip weights ({path})"
         )
     if "latents" in proj and "proj_in.weight" in proj and "proj_out.weight" in proj:
-        variant, cross, image_dim = "plus", proj["proj_out.weight"].shape[0], proj["proj_in.weight"].shape[1]
+        variant, cross, image_dim = "plus", proj["proj_out.weight"][0], proj["proj_in.weight"][1]
     elif "proj.weight" in proj and "norm.weight" in proj:
-        variant, cross, image_dim = "plain", proj["norm.weight"].shape[0], proj["proj.weight"].shape[1]
+        variant, cross, image_dim = "plain", proj["norm.weight"][0], proj["proj.weight"][1]
     else:
         raise ModelLoadError(
             f"{path.name} is an IP-Adapter kind we do not support (FaceID / full-face); use one of "
             f"{', '.join(ADAPTER_NAMES)} ({path})"
         )
     return AdapterInfo(path.stem, path, variant, int(cross), int(image_dim))
+
+
+def adapter_info(path: str | os.PathLike[str]) -> AdapterInfo:
+    """:func:`classify_adapter` of a file; a .safetensors file's header alone is read."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        return read_adapter(path)[1]
+    groups: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
+    for key, shape in safetensors_shapes(path).items():
+        group, _, rest = key.partition(".")
+        if group in groups:
+            groups[group][rest] = shape
+    return classify_adapter(groups, path)
 
 
 def find_adapters(webui_root: str | os.PathLike[str] | None, extra: Sequence[Path] = ()) -> list[Path]:
@@ -136,10 +150,11 @@ def find_adapters(webui_root: str | os.PathLike[str] | None, extra: Sequence[Pat
     return list(found.values())
 
 
-def missing_adapter_message(webui_root: str | os.PathLike[str] | None) -> str:
-    """The one-line message when no adapter file was found."""
+def missing_adapter_message(webui_root: str | os.PathLike[str] | None, first: str = ADAPTER_NAMES[0]) -> str:
+    """The one-line message when no (fitting) adapter file was found."""
     where = Path(webui_root) / ADAPTER_FOLDERS[0] if webui_root else Path(ADAPTER_FOLDERS[0])
-    return f"No IP-Adapter found: put ip-adapter_sd15.safetensors (or another of {', '.join(ADAPTER_NAMES[1:])}) in {where}"
+    others = ", ".join(name for name in ADAPTER_NAMES if name != first)
+    return f"No IP-Adapter found: put {first}.safetensors (or another of {others}) in {where}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -309,3 +324,25 @@ def load_ip_adapter_pipeline(
         pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None)
     pipe.reimagine_adapter = info
     return pipe
+
+
+def pick_adapter(
+    base_kind_: str, name: str | None, webui_root: str | os.PathLike[str] | None, extra: Sequence[Path] = ()
+) -> Path:
+    """The adapter file to use: ``name`` as a path, or as a file name / stem among :func:`find_adapters`; without a
+    name the first whose name says it fits the base (``sd15`` / ``sdxl``). One-line ModelLoadError otherwise."""
+    if name and Path(name).is_file():
+        return Path(name)
+    found = find_adapters(webui_root, extra)
+    if name:
+        for path in found:
+            if name in (path.name, path.stem):
+                return path
+        where = ", ".join(str(Path(webui_root) / f) for f in ADAPTER_FOLDERS) if webui_root else "the adapter folders"
+        raise ModelLoadError(f"IP-Adapter {name} not found in {where}")
+    family = "sd15" if base_kind_ == "sd1" else "sdxl"
+    fitting = [path for path in found if family in path.stem.lower()]
+    if not fitting:
+        first = ADAPTER_NAMES[0] if family == "sd15" else "ip-adapter_sdxl_vit-h"
+        raise ModelLoadError(missing_adapter_message(webui_root, first))
+    return fitting[0]

@@ -1,0 +1,100 @@
+"""The IP-Adapter backend through the CLI (``--backend ip-adapter``): outputs and infotext, file discovery in a
+models folder, strips, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from extension import infotext
+from extension.cli import main
+from extension.outputs import read_infotext
+from tests.tiny_ipadapter import build_tiny_ipadapter
+
+
+@pytest.fixture(scope="module")
+def tiny_ipa(tiny):
+    return build_tiny_ipadapter(tiny)
+
+
+@pytest.fixture
+def cat(tmp_path: Path) -> Path:
+    path = tmp_path / "cat.png"
+    Image.fromarray(np.random.RandomState(1).randint(0, 256, (48, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _args(tiny_ipa, out: Path, *extra: str) -> list[str]:
+    return [
+        "--backend", "ip-adapter", "--model", str(tiny_ipa.sd1), "--config-root", str(tiny_ipa.config_root),
+        "--out", str(out), "--steps", "2", "--seed", "7", "--width", "64", "--height", "64", *extra,
+    ]  # fmt: skip
+
+
+def test_vary_with_the_ip_adapter_backend(tiny_ipa, cat, tmp_path) -> None:
+    out = tmp_path / "out"
+    argv = ["vary", str(cat), *_args(tiny_ipa, out, "--n", "2", "--image-strength", "0.6")]
+    argv += ["--ip-adapter", str(tiny_ipa.adapter("ip-adapter_sd15.safetensors")), "--image-encoder"]
+    argv += [str(tiny_ipa.unclip_h), "--variation-strength", "0.3", "--keep-composition", "0.5"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["cat-0000.png", "cat-0001.png"]
+    parsed = infotext.parse(read_infotext(out / "cat-0001.png"))
+    assert parsed["Backend"] == "IP-Adapter" and parsed["IP-Adapter"] == "ip-adapter_sd15"
+    assert parsed["Image strength"] == "0.6" and parsed["Variation strength"] == "0.3"
+    assert parsed["Keep composition"] == "0.5" and parsed["Seed"] == "8"
+    assert "Noise level" not in parsed
+
+
+def test_files_are_found_in_the_models_folder(tiny_ipa, cat, tmp_path) -> None:
+    models = tmp_path / "models"
+    (models / "ipadapter").mkdir(parents=True)
+    (models / "clip_vision").mkdir()
+    for name in ("ip-adapter_sd15.safetensors", "ip-adapter_sdxl_vit-h.safetensors"):
+        (models / "ipadapter" / name).symlink_to(tiny_ipa.adapter(name))
+    (models / "clip_vision" / tiny_ipa.encoder_file.name).symlink_to(tiny_ipa.encoder_file)
+    out = tmp_path / "out"
+    assert main(["vary", str(cat), *_args(tiny_ipa, out, "--n", "1", "--models-dir", str(models))]) == 0
+    assert infotext.parse(read_infotext(out / "cat-0000.png"))["IP-Adapter"] == "ip-adapter_sd15"
+
+
+def test_interpolate_with_the_ip_adapter_backend(tiny_ipa, cat, tmp_path) -> None:
+    dog = tmp_path / "dog.png"
+    Image.fromarray(np.random.RandomState(2).randint(0, 256, (64, 64, 3), dtype=np.uint8)).save(dog)
+    out = tmp_path / "strip"
+    argv = ["interpolate", str(cat), str(dog), "--frames", "3", *_args(tiny_ipa, out)]
+    argv += ["--ip-adapter", str(tiny_ipa.adapter("ip-adapter-plus_sd15.safetensors"))]
+    argv += ["--image-encoder", str(tiny_ipa.encoder_folder)]
+    assert main(argv) == 0
+    frames = sorted(out.glob("*.png"))
+    parsed = [infotext.parse(read_infotext(p)) for p in frames]
+    assert [p["Interpolation"] for p in parsed] == ["1/3", "2/3", "3/3"]
+    assert {p["IP-Adapter"] for p in parsed} == {"ip-adapter-plus_sd15"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--image-strength", "2"], "image_strength must be a number from 0 to 1"),
+        (["--ip-adapter", "ip-adapter_nope"], "IP-Adapter ip-adapter_nope not found"),
+        (["--models-dir", "{tmp}/empty"], "No IP-Adapter found: put ip-adapter_sd15.safetensors"),
+        (["--to-text", "a dog", "--ip-adapter", "{plus}", "--image-encoder", "{enc}"], "plus"),
+    ],
+)
+def test_user_errors_are_one_line(tiny_ipa, cat, tmp_path, capsys, extra, message) -> None:
+    plus = tiny_ipa.adapter("ip-adapter-plus_sd15.safetensors")
+    extra = [e.format(tmp=tmp_path, plus=plus, enc=tiny_ipa.encoder_file) for e in extra]
+    (tmp_path / "empty").mkdir()
+    status = main(["vary", str(cat), *_args(tiny_ipa, tmp_path / "o", "--n", "1", *extra)])
+    error = capsys.readouterr().err
+    assert status == 2, error
+    assert error.startswith("error: ") and message in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_ip_adapter_needs_a_base_model(cat, tmp_path, capsys) -> None:
+    status = main(["vary", str(cat), "--backend", "ip-adapter", "--out", str(tmp_path / "o")])
+    assert status == 2
+    assert "needs --model" in capsys.readouterr().err
