@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from . import rest
 from .errors import ModelLoadError, ReimagineError
-from .params import FRAMES, REFINER, REIMAGINE, ParamTable
+from .params import FRAMES, IP_ADAPTER, REFINER, REIMAGINE, ParamTable
 from .rest import ApiError, JobStop
 
 MAX_IMAGES = 16
@@ -149,6 +149,11 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
         dependencies.append(Depends(authenticate))
 
     images, text, number = rest.image_list_type(), rest.field_type(REIMAGINE["prompt"]), rest.number_type()
+    # the IP-Adapter backend (extension/engine/ip_adapter.py): "backend": "ip-adapter" with a "checkpoint + adapter"
+    # model from GET /models (or its checkpoint's name and "ip_adapter"), "image_strength", "variation_strength"
+    backend_fields = {
+        name: (number | None if p.kind is float else text | None, None) for name, p in IP_ADAPTER.params.items()
+    }
     variations_body = rest.request_model(
         "ReimagineVariationsRequest",
         REIMAGINE,
@@ -158,12 +163,13 @@ def add_routes(app: Any, backend: Backend, *, api_auth: str | None = None, prefi
             "model": (text | None, None),
             "text_diff": (rest.text_diff_type() | None, None),  # edit by text (extension/engine/text_diff.py)
             "frames": (number | None, None),  # with text_diff: a strip from amount 0 to text_diff.amount
+            **backend_fields,
         },
     )
     interpolate_body = rest.request_model(
         "ReimagineInterpolateRequest",
         REIMAGINE,
-        {"images": (images, ...), "frames": (number | None, None), "model": (text | None, None)},
+        {"images": (images, ...), "frames": (number | None, None), "model": (text | None, None), **backend_fields},
     )
     refine_body = rest.request_model(
         "ReimagineRefineRequest",
@@ -283,10 +289,12 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
     from .engine.unclip import VariationRequest, generate
 
     stop = stop or JobStop()
-    model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
+    model, ip = _model_and_backend(backend, values)
     probes = _probes(values, (1, MAX_IMAGES))
     weights = values.pop("weights", None)
     diff, frames = text_diff_from_api(values.pop("text_diff", None), values.pop("frames", None))
+    if ip is not None:
+        ip.check_edit(model, diff, frames)
     settings = REIMAGINE.validate(values)
     request = VariationRequest(images=probes, weights=weights, edit=diff, **settings).validated()
     _check_work(frames or _outputs(settings), settings["steps"], settings)
@@ -298,6 +306,9 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
         if frames:
             pipe = backend.load(model, {**size, "batch_size": 1})
             return text_diff_strip(pipe, decoded, diff, frames, progress=progress, should_stop=stop.wrap(should_stop))
+        if ip is not None:
+            pipe = backend.load(model, {**size, "batch_size": settings["batch_size"]})
+            return ip.generate(pipe, decoded, progress=progress, should_stop=stop.wrap(should_stop))
         return generate(
             backend.load(model, {**size, "batch_size": settings["batch_size"]}),
             decoded,
@@ -307,7 +318,7 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
         )
 
     result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine variations", job))
-    parameters = {**settings, "weights": request.weights, "model": model.name}
+    parameters = {**settings, "weights": request.weights, "model": model.name, **(ip.parameters() if ip else {})}
     if diff is not None:
         parameters["text_diff"] = {"from": diff.from_text, "to": diff.to_text, "amount": diff.amount}
         parameters["frames"] = frames
@@ -318,7 +329,7 @@ def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | N
     from .engine.unclip import InterpolationRequest, VariationRequest, interpolate
 
     stop = stop or JobStop()
-    model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
+    model, ip = _model_and_backend(backend, values)
     probes = _probes(values, (2, 2))
     frames = FRAMES.coerce(values.pop("frames", None))
     settings = REIMAGINE.validate(values)
@@ -329,10 +340,20 @@ def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | N
         image_a, image_b = rest.decode_images(probes)
         request = InterpolationRequest(image_a, image_b, frames, VariationRequest(images=[], **settings))
         pipe = backend.load(model, {"width": settings["width"], "height": settings["height"], "batch_size": 1})
-        return interpolate(pipe, request, progress=progress, should_stop=stop.wrap(should_stop))
+        strip = ip.interpolate if ip is not None else interpolate
+        return strip(pipe, request, progress=progress, should_stop=stop.wrap(should_stop))
 
     result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine interpolation", job))
-    return _response(result, {**settings, "frames": frames, "model": model.name})
+    return _response(result, {**settings, "frames": frames, "model": model.name, **(ip.parameters() if ip else {})})
+
+
+def _model_and_backend(backend: Backend, values: dict[str, Any]) -> tuple[ModelEntry, Any]:
+    """The model entry, and for the IP-Adapter backend its :class:`api_ip_adapter.IPAdapterJob` (else None); the
+    backend fields are taken out of ``values``."""
+    from .api_ip_adapter import IPAdapterJob
+
+    fields = {name: values.pop(name) for name in IP_ADAPTER.params if name in values}
+    return IPAdapterJob.resolve(backend, values.pop("model", None), fields, find_model)
 
 
 def _run_refine(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:

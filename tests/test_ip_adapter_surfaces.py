@@ -98,3 +98,102 @@ def test_ip_adapter_needs_a_base_model(cat, tmp_path, capsys) -> None:
     status = main(["vary", str(cat), "--backend", "ip-adapter", "--out", str(tmp_path / "o")])
     assert status == 2
     assert "needs --model" in capsys.readouterr().err
+
+
+# --- the hosts: "checkpoint + adapter" choices, the tab's job, REST --------------------------------------------------
+
+
+def _models(tiny_ipa, root: Path, *, adapters=("ip-adapter_sd15.safetensors", "ip-adapter-plus_sd15.safetensors")):
+    """A standalone-app models folder: the SD 1.5 checkpoint and sd21-unclip-h (its encoder is the one used)."""
+    models = root / "models"
+    (models / "Stable-diffusion").mkdir(parents=True)
+    (models / "Stable-diffusion" / "my-finetune.safetensors").symlink_to(tiny_ipa.sd1)
+    (models / "Stable-diffusion" / "sd21-unclip-h.safetensors").symlink_to(tiny_ipa.unclip_h)
+    (models / "ipadapter").mkdir()
+    for name in adapters:
+        (models / "ipadapter" / name).symlink_to(tiny_ipa.adapter(name))
+    return models
+
+
+def _host(tiny_ipa, models: Path):
+    from extension.ui.standalone import StandaloneHost
+
+    return StandaloneHost([models], config_root=tiny_ipa.config_root, outdir=models.parent / "out", device="cpu")
+
+
+def test_checkpoint_plus_adapter_is_offered_only_with_adapter_and_encoder(tiny_ipa, tmp_path) -> None:
+    from extension.runtime import ip_adapter
+
+    host = _host(tiny_ipa, _models(tiny_ipa, tmp_path))
+    names = [choice.name for choice in host.models(ip_adapter.IP_ADAPTER_KINDS)]
+    assert names == ["my-finetune.safetensors + ip-adapter-plus_sd15", "my-finetune.safetensors + ip-adapter_sd15"]
+    assert next(c.name for c in host.models()) == "sd21-unclip-h.safetensors"  # unCLIP stays first (the default)
+    bare = _host(tiny_ipa, _models(tiny_ipa, tmp_path / "bare", adapters=()))
+    assert bare.models(ip_adapter.IP_ADAPTER_KINDS) == []
+    message = ip_adapter.unavailable_message(bare.models_dir(), bare.model_folders(), bare.models())
+    assert "ip-adapter_sd15.safetensors" in message and "ipadapter" in message
+
+
+def test_the_tab_job_runs_the_ip_adapter_backend(tiny_ipa, tmp_path) -> None:
+    import json
+
+    from extension.runtime import jobs
+    from tests.test_ui import make_args
+
+    host = _host(tiny_ipa, _models(tiny_ipa, tmp_path))
+    image = Image.fromarray(np.random.RandomState(3).randint(0, 256, (64, 64, 3), dtype=np.uint8))
+    args = make_args(
+        image, model="my-finetune.safetensors + ip-adapter_sd15", steps=2, seed=4, width=64, height=64,
+        image_strength=0.7, variation_strength=0.2, n_iter=2,
+    )  # fmt: skip
+    gallery, info_json, _, log = jobs.generate(host, args)
+    assert log == "" and len(gallery) == 2
+    text = json.loads(info_json)["infotexts"][1]
+    parsed = infotext.parse(text)
+    assert parsed["IP-Adapter"] == "ip-adapter_sd15" and parsed["Image strength"] == "0.7"
+    assert parsed["Variation strength"] == "0.2" and parsed["Model"] == "my-finetune" and parsed["Seed"] == "5"
+    assert "Noise level" not in parsed
+    plus = make_args(image, model="my-finetune.safetensors + ip-adapter-plus_sd15", steps=2, text_diff_to="a dog")
+    _, _, _, log = jobs.generate(host, plus)
+    assert "plus" in log  # the tab says why, no traceback
+
+
+def test_rest_backend_field(tiny_ipa, tmp_path) -> None:
+    import base64
+    import io
+    import json
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from extension import api
+
+    host = _host(tiny_ipa, _models(tiny_ipa, tmp_path))
+    app = FastAPI()
+    api.add_routes(app, host)
+    client = TestClient(app)
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.RandomState(5).randint(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    body = {"images": [base64.b64encode(buffer.getvalue()).decode()], "steps": 2, "seed": 5, "width": 64, "height": 64}
+    kinds = {entry["name"]: entry["kind"] for entry in client.get("/reimagine/v1/models").json()}
+    assert kinds["my-finetune.safetensors + ip-adapter_sd15"] == "ip-adapter-sd1"
+
+    ip = {"backend": "ip-adapter", "model": "my-finetune.safetensors", "ip_adapter": "ip-adapter_sd15"}
+    answer = client.post("/reimagine/v1/variations", json={**body, **ip, "image_strength": 0.5})
+    assert answer.status_code == 200, answer.text
+    text = json.loads(answer.json()["info"])["infotexts"][0]
+    assert "IP-Adapter: ip-adapter_sd15" in text and "Image strength: 0.5" in text
+    assert answer.json()["parameters"]["backend"] == "ip-adapter"
+    for changes, status, message in (
+        ({"image_strength": 2}, 422, "image_strength"),
+        ({"backend": "dall-e"}, 422, "backend must be one of"),
+        ({"ip_adapter": "ip-adapter-plus_sd15", "text_diff": {"to": "a dog"}}, 422, "plus"),
+        ({"model": "../x.safetensors"}, 422, "not a path"),
+        ({"ip_adapter": "ip-adapter_sdxl_vit-h"}, 404, "no IP-Adapter model for"),
+    ):
+        answer = client.post("/reimagine/v1/variations", json={**body, **ip, **changes})
+        assert answer.status_code == status and message in answer.json()["detail"], answer.text
+    strip = client.post("/reimagine/v1/interpolate", json={**body, **ip, "images": body["images"] * 2, "frames": 2})
+    assert strip.status_code == 200 and len(strip.json()["images"]) == 2
+    unclip = client.post("/reimagine/v1/variations", json=body)  # no backend: unCLIP, unchanged
+    assert unclip.status_code == 200 and "IP-Adapter" not in json.loads(unclip.json()["info"])["infotexts"][0]

@@ -174,6 +174,7 @@ def tab_args(image: Image.Image, **values: Any) -> list[Any]:
         named[f"weight_{i}"] = 1.0
     named.update({name: settings[name] for name in REIMAGINE.params})
     named.update(TEXT_DIFF.defaults())  # Edit by text off
+    named.update(dict.fromkeys(jobs.IP_ADAPTER_CONTROLS))  # None = the table's default
     return [named[name] for name in jobs.input_names()]
 
 

@@ -161,6 +161,7 @@ def make_args(image: Image.Image | None = None, **values: Any) -> list[Any]:
     named.update({name: settings[name] for name in REIMAGINE.params})
     named["frames"] = values.get("frames", 3)
     named.update({name: values.get(name, TEXT_DIFF[name].default) for name in TEXT_DIFF.params})
+    named.update({name: values.get(name) for name in jobs.IP_ADAPTER_CONTROLS})  # None = the table's default
     return [named[name] for name in jobs.input_names()]
 
 

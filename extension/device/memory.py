@@ -46,6 +46,17 @@ PARAMS: dict[str, dict[str, int]] = {
         "vae": 83_653_863,
     },
 }
+# IP-Adapter backend (engine/ip_adapter.py): SD 1.5 / SDXL base + OpenCLIP ViT-H encoder + the adapter's layers
+# (ip-adapter_sd15: 22 M; ip-adapter_sdxl_vit-h: 0.35 G, in the UNet's attention processors).
+PARAMS["ip-adapter-sd1"] = {
+    "unet": 859_520_964 + 22_000_000,
+    "text_encoder": 123_060_480,
+    "image_encoder": 632_076_800,
+    "vae": 83_653_863,
+}
+PARAMS["ip-adapter-sdxl"] = {**PARAMS["base"], "image_encoder": 632_076_800}
+PARAMS["ip-adapter-sdxl"]["unet"] += 350_000_000
+SDXL_KINDS = ("refiner", "base", "ip-adapter-sdxl")  # fp16-unsafe VAE, --medvram-sdxl applies
 KIND_ALIASES = {"unclip": "unclip-h", "sdxl-refiner": "refiner", "sdxl-base": "base", "sdxl": "base"}
 
 # Activation constants (estimates, fp16, PyTorch SDPA attention):
@@ -164,7 +175,7 @@ def _dtypes(flags: MemoryFlags, device: str, kind: str) -> tuple[torch.dtype, to
         return torch.float32, torch.float32
     dtype = torch.bfloat16 if flags.bf16 else torch.float16
     vae = dtype
-    if flags.no_half_vae or (dtype == torch.float16 and normalize_kind(kind) in ("refiner", "base")):
+    if flags.no_half_vae or (dtype == torch.float16 and normalize_kind(kind) in SDXL_KINDS):
         vae = torch.float32
     return dtype, vae
 
@@ -203,7 +214,7 @@ def plan(total: int | None, free: int | None, flags: MemoryFlags, job: Job) -> M
     weights = sum(parts.values())
     largest = max(parts.values())
     # 2./3. the mode
-    sdxl = kind in ("refiner", "base")
+    sdxl = kind in SDXL_KINDS
     if flags.lowvram:
         mode, reason = "sequential_offload", flags.flag("lowvram")
     elif flags.medvram or (flags.medvram_sdxl and sdxl):
@@ -432,7 +443,7 @@ def _set(pipe: Any, feature: str, on: bool) -> None:
 def job_for(kind: str, params: Mapping[str, Any] | None = None) -> Job:
     """A :class:`Job` from request parameters (``width``, ``height``, ``batch_size``; defaults 768²/1024², 1)."""
     params = params or {}
-    side = 1024 if normalize_kind(kind) in ("refiner", "base") else 768
+    side = 1024 if normalize_kind(kind) in SDXL_KINDS else 512 if kind == "ip-adapter-sd1" else 768
     return Job(
         kind,
         int(params.get("width") or side),

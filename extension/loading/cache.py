@@ -23,6 +23,10 @@ def _default_loader(role: str) -> Loader:
 
     if role == "unclip":
         return load_unclip
+    if role == "ip-adapter":  # loader kwargs adapter= and encoder= (runtime/ip_adapter.py)
+        from .ip_adapter import load_ip_adapter_pipeline
+
+        return load_ip_adapter_pipeline
     return lambda source, **kw: load_sdxl(source, role=role, **kw)
 
 

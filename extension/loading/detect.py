@@ -46,6 +46,11 @@ ROLES: dict[str, tuple[tuple[str, ...], str, str]] = {
         "the SDXL base role",
         "an SDXL base checkpoint (e.g. sd_xl_base_1.0.safetensors)",
     ),
+    "ip-adapter": (
+        ("sd1", "sdxl-base"),
+        "Reimagine with an IP-Adapter",
+        "an SD 1.5 or SDXL base checkpoint (or a finetune of one)",
+    ),
 }
 ROLE_ALIASES = {"sdxl-refiner": "refiner", "sdxl-base": "base", "unclip-h": "unclip", "unclip-l": "unclip"}
 

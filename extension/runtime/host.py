@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from ..loading.discovery import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
+from . import ip_adapter
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ MEMORY_MODES = ("Keep resident", "Offload after each run")
 """Setting values: keep the Reimagine/refiner pipelines on the GPU between runs, or move them to RAM after each."""
 
 ACTIVATION_MARGIN = 3 * 1024**3
+ALL_KINDS = OFFERED_KINDS + ip_adapter.IP_ADAPTER_KINDS  # what GET /reimagine/v1/models lists
 """Bytes kept free for activations and the VAE decode, on top of the weights, when deciding whether the WebUI's own
 model has to leave the GPU (768² unCLIP in fp16 peaks at roughly 2–3 GiB above its weights)."""
 
@@ -264,14 +266,21 @@ class Host(ABC):
         return None
 
     # -- models ----------------------------------------------------------------------------------------------------
-    def models(self, kinds: Sequence[str] = OFFERED_KINDS, refresh: bool = False) -> list[ModelChoice]:
-        """The models of ``kinds`` (default: every kind offered, as ``GET /reimagine/v1/models`` lists them);
-        ``refresh`` rescans the folders."""
+    def models(self, kinds: Sequence[str] = ALL_KINDS, refresh: bool = False) -> list[ModelChoice]:
+        """The models of ``kinds`` (default: every kind offered, as ``GET /reimagine/v1/models`` lists them, the
+        IP-Adapter backend's "checkpoint + adapter" choices included); ``refresh`` rescans the folders."""
         with self._models_lock:
             if self._models is None or refresh:
-                self._models = scan(
-                    self.model_folders(), kinds=OFFERED_KINDS, config_root=self.config_root, extra=self.extra_models()
+                found = scan(
+                    self.model_folders(),
+                    kinds=OFFERED_KINDS + ip_adapter.BASE_KINDS,
+                    config_root=self.config_root,
+                    extra=self.extra_models(),
                 )
+                bases = [choice for choice in found if choice.kind in ip_adapter.BASE_KINDS]
+                unclips = [choice for choice in found if choice.kind in UNCLIP_KINDS]
+                offered = [choice for choice in found if choice.kind in OFFERED_KINDS]
+                self._models = offered + ip_adapter.choices(bases, unclips, self.models_dir(), self.model_folders())
             return [choice for choice in self._models if choice.kind in kinds]
 
     def find(self, name: str | None, kinds: Sequence[str] = UNCLIP_KINDS) -> ModelChoice:
@@ -280,6 +289,8 @@ class Host(ABC):
         what = (
             "unCLIP" if tuple(kinds) == UNCLIP_KINDS else "SDXL refiner" if tuple(kinds) == REFINER_KINDS else "model"
         )
+        if tuple(kinds) == ip_adapter.IP_ADAPTER_KINDS:
+            what = "checkpoint + IP-Adapter"
         if not name:
             raise ModelLoadError(f"No {what} model selected. {self._where_to_put(what)}")
         for choice in choices:
@@ -298,7 +309,7 @@ class Host(ABC):
     def choose_default(self, kinds: Sequence[str] = UNCLIP_KINDS) -> str | None:
         """The model selected when the tab opens: the setting, else the first one found."""
         names = [choice.name for choice in self.models(kinds)]
-        wanted = self.default_model() if tuple(kinds) == UNCLIP_KINDS else None
+        wanted = self.default_model() if set(UNCLIP_KINDS) <= set(kinds) else None
         if wanted in names:
             return wanted
         return names[0] if names else None
@@ -321,9 +332,13 @@ class Host(ABC):
             kwargs["models_dir"] = self.models_dir()
         return kwargs
 
+    def choice_kwargs(self, choice: ModelChoice, role: str) -> dict[str, Any]:
+        """:meth:`loader_kwargs` plus the choice's own (a "checkpoint + adapter" choice's adapter and encoder)."""
+        return {**self.loader_kwargs(role), **getattr(choice, "loader_kwargs", {})}
+
     def bytes_needed(self, choice: ModelChoice, role: str) -> int:
         """Device memory a run with ``choice`` needs beyond what it already holds (weights + activations)."""
-        kwargs = self.loader_kwargs(role)
+        kwargs = self.choice_kwargs(choice, role)
         try:
             key = self.cache.key(role, choice.location, **kwargs)
         except Exception:  # noqa: BLE001 - a vanished file fails properly in get()
@@ -358,7 +373,7 @@ class Host(ABC):
         offloaded = plan.mode in ("model_offload", "sequential_offload")
         try:
             token = self.make_room(plan.estimate if offloaded else self.bytes_needed(choice, role))
-            pipe = self.cache.get(role, choice.location, **self.loader_kwargs(role))
+            pipe = self.cache.get(role, choice.location, **self.choice_kwargs(choice, role))
             pipe = self._place(pipe, plan, choice, role)
             pipe.reimagine_nan_check = self.nan_check()  # engine/text_encoding.py check_latents
             yield pipe
@@ -395,7 +410,7 @@ class Host(ABC):
         """The memory plan for a job with ``choice`` (``extension.device.memory.decide``), logged at INFO."""
         from ..device.memory import decide, job_for
 
-        kind = choice.kind if choice.kind in ("unclip-h", "unclip-l") else role
+        kind = choice.kind if choice.kind in ("unclip-h", "unclip-l", *ip_adapter.IP_ADAPTER_KINDS) else role
         device = self.device()
         flags = self.memory_flags()
         job = job_for(kind, params)
@@ -430,8 +445,8 @@ class Host(ABC):
         try:
             return apply_plan(pipe, plan, device, compile_unet=compile_unet)
         except ValueError:
-            self.cache.unload(role, choice.location, **self.loader_kwargs(role))
-            pipe = self.cache.get(role, choice.location, **self.loader_kwargs(role))
+            self.cache.unload(role, choice.location, **self.choice_kwargs(choice, role))
+            pipe = self.cache.get(role, choice.location, **self.choice_kwargs(choice, role))
             return apply_plan(pipe, plan, device, compile_unet=compile_unet)
 
     def _to_device(self, pipe: Any) -> None:
@@ -515,11 +530,17 @@ class Host(ABC):
     def load(self, entry: Any, job: dict[str, Any] | None = None) -> Any:
         """The pipeline for an API model entry; inside :meth:`run_job` with memory handling until the job ends,
         planned for ``job`` (see :meth:`pipeline`)."""
-        choice = entry if isinstance(entry, ModelChoice) else self.find(entry.name, OFFERED_KINDS)
-        role = "refiner" if choice.kind in REFINER_KINDS else "unclip"
+        choice = entry if isinstance(entry, ModelChoice) else self.find(entry.name, ALL_KINDS)
+        role = (
+            "refiner"
+            if choice.kind in REFINER_KINDS
+            else ip_adapter.ROLE
+            if ip_adapter.is_ip_adapter(choice)
+            else "unclip"
+        )
         stack: contextlib.ExitStack | None = getattr(self._run_stack, "stack", None)
         if stack is None:
-            return self.cache.get(role, choice.location, **self.loader_kwargs(role))
+            return self.cache.get(role, choice.location, **self.choice_kwargs(choice, role))
         return stack.enter_context(self.pipeline(choice, role, job))
 
     def run_job(self, description: str, job: Callable[[Callable[[int, int], None], Callable[[], bool]], Any]) -> Any:

@@ -26,7 +26,13 @@ from ..errors import ParamError, ReimagineError
 from ..images import normalized
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS
 from ..params import FRAMES, REIMAGINE, TEXT_DIFF
+from . import ip_adapter
 from .host import Control, Host
+
+IP_ADAPTER_CONTROLS = ("image_strength", "variation_strength")
+"""The tab's IP-Adapter controls (``params.IP_ADAPTER``; the backend follows the chosen model)."""
+VARIATION_KINDS = UNCLIP_KINDS + ip_adapter.IP_ADAPTER_KINDS
+"""What the tab's model dropdown offers: unCLIP models and "checkpoint + IP-Adapter" choices."""
 
 MAX_INPUTS = 4
 """Input image slots of the tab (each with a weight)."""
@@ -39,7 +45,7 @@ MODES = (MODE_VARIATIONS, MODE_INTERPOLATION)
 def input_names() -> list[str]:
     """The Generate handler's inputs after the task id, in order (the tab passes components in this order)."""
     images = [name for i in range(1, MAX_INPUTS + 1) for name in (f"image_{i}", f"weight_{i}")]
-    return ["mode", "model", *images, *REIMAGINE.params, "frames", *TEXT_DIFF.params]
+    return ["mode", "model", *images, *REIMAGINE.params, "frames", *TEXT_DIFF.params, *IP_ADAPTER_CONTROLS]
 
 
 @dataclass
@@ -153,6 +159,7 @@ class TabValues:
     frames: int
     edit: Any = None  # a text_diff.TextDiff when "To text" is filled
     edit_frames: int = 1
+    ip_options: Any = None  # engine.ip_adapter.IPAdapterOptions (used with a "checkpoint + IP-Adapter" model)
 
     @classmethod
     def from_args(cls, args: Sequence[Any]) -> TabValues:
@@ -178,6 +185,9 @@ class TabValues:
         model = values.pop("model")
         frames = values.pop("frames")
         text_values = TEXT_DIFF.validate({name: values.pop(name) for name in TEXT_DIFF.params})
+        from ..engine.ip_adapter import IPAdapterOptions
+
+        ip_options = IPAdapterOptions(*(values.pop(name) for name in IP_ADAPTER_CONTROLS)).validated()
         settings = REIMAGINE.validate({k: v for k, v in values.items() if k in REIMAGINE.params})
         try:
             frames = int(frames)
@@ -186,10 +196,10 @@ class TabValues:
         from ..engine.text_diff import TextDiff
 
         edit = TextDiff.from_values({k: v for k, v in text_values.items() if k != "text_diff_frames"})
-        return cls(mode, model, images, weights, settings, frames, edit, text_values["text_diff_frames"])
+        return cls(mode, model, images, weights, settings, frames, edit, text_values["text_diff_frames"], ip_options)
 
 
-def _info_for(settings: dict[str, Any], pipe: Any) -> GenerationInfo:
+def _info_for(settings: dict[str, Any], pipe: Any, ip_options: Any = None) -> GenerationInfo:
     from ..engine import model_identity
     from ..engine.samplers import resolved_schedule
 
@@ -207,7 +217,7 @@ def _info_for(settings: dict[str, Any], pipe: Any) -> GenerationInfo:
         noise_level=settings["noise_level"],
         sd_model_name=identity.name,
         sd_model_hash=identity.hash,
-        extra_generation_params={"Noise level": settings["noise_level"], "CLIP fit": settings["fit"]},
+        extra_generation_params=ip_adapter.extra_params(settings, pipe, ip_options),
     )
 
 
@@ -262,20 +272,26 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
     request = VariationRequest(
         images=values.images, weights=values.weights, edit=values.edit, **values.settings
     ).validated()
-    choice = host.find(values.model, UNCLIP_KINDS)
+    choice = host.find(values.model, VARIATION_KINDS)
+    ip = ip_adapter.is_ip_adapter(choice)
     if values.edit is not None and values.edit_frames > 1:
+        if ip:
+            raise ParamError("Edit by text with Frames > 1 (a strip) needs an unCLIP model; use Frames 1 here")
         return _text_strip(host, control, values, request, choice, outputs)
+    role, iter_batches = (
+        (ip_adapter.ROLE, ip_adapter.batches(values.ip_options)) if ip else ("unclip", engine.iter_batches)
+    )
     first_seed = seed_list(request.seed, 1)[0]
     outputs.planned = request.n_iter * request.batch_size
     control.begin(request.n_iter, request.steps, f"Batch 1 of {request.n_iter}")
-    with host.pipeline(choice, "unclip", _job_size(request.width, request.height, request.batch_size)) as pipe:
-        outputs.info = _info_for({**values.settings, "seed": first_seed}, pipe)
+    with host.pipeline(choice, role, _job_size(request.width, request.height, request.batch_size)) as pipe:
+        outputs.info = _info_for({**values.settings, "seed": first_seed}, pipe, values.ip_options if ip else None)
         if len(values.images) > 1:
             outputs.info.extra_generation_params["Mix weights"] = ", ".join(f"{w:g}" for w in request.weights)
         if values.edit is not None:
             outputs.info.extra_generation_params.update(values.edit.infotext())
         # One engine request for all batches: the input images are CLIP-encoded once.
-        batches = engine.iter_batches(
+        batches = iter_batches(
             pipe,
             replace(request, seed=first_seed),
             progress=control.step,
@@ -335,14 +351,17 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
     settings["seed"] = seed_list(settings["seed"], 1)[0]
     VariationRequest(images=[image_a, image_b], **{**settings, "mix": "slerp"}).validated()
     FRAMES.coerce(values.frames)
-    choice = host.find(values.model, UNCLIP_KINDS)
+    choice = host.find(values.model, VARIATION_KINDS)
+    ip = ip_adapter.is_ip_adapter(choice)
+    role = ip_adapter.ROLE if ip else "unclip"
     outputs.planned = values.frames
     control.begin(1, values.frames * settings["steps"], "Interpolation")
-    with host.pipeline(choice, "unclip", _job_size(settings.get("width"), settings.get("height"), 1)) as pipe:
-        outputs.info = _info_for(settings, pipe)
+    with host.pipeline(choice, role, _job_size(settings.get("width"), settings.get("height"), 1)) as pipe:
+        outputs.info = _info_for(settings, pipe, values.ip_options if ip else None)
         outputs.info.extra_generation_params["Interpolation frames"] = values.frames
         request = InterpolationRequest(image_a, image_b, values.frames, VariationRequest(images=[], **settings))
-        result = engine.interpolate(
+        strip = ip_adapter.strip(values.ip_options) if ip else engine.interpolate
+        result = strip(
             pipe,
             request,
             progress=control.step,

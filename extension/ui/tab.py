@@ -14,8 +14,8 @@ from typing import Any
 import gradio as gr
 
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS, closest
-from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, TEXT_DIFF
-from ..runtime import jobs
+from ..params import FRAMES, IP_ADAPTER, NOISE_PRESETS, REFINER, REIMAGINE, TEXT_DIFF
+from ..runtime import ip_adapter, jobs
 from ..runtime.host import Host, OutputPanel
 from . import compat
 from .widgets import dropdown, radio, slider, token_counter
@@ -44,6 +44,10 @@ TEXT = {
     "frames_info": "images from image 1 to image 2; the start noise is the same in every frame",
     "refine_accordion": "Refine with SDXL",
     "text_accordion": "Edit by text",
+    "ip_accordion": "IP-Adapter",
+    "ip_note": "For the 'checkpoint + IP-Adapter' models in the model list: your SD 1.5 / SDXL checkpoint steered by "
+    "the same image embedding (offered when an adapter is in models/ipadapter or models/ControlNet and the ViT-H "
+    "encoder in models/clip_vision, or sd21-unclip-h is present). Noise level applies to unCLIP only.",
     "text_note": "Moves the image embedding from the From text towards the To text (DALL·E 2 text diffs). Off while "
     "To text is empty. Needs an unCLIP single file (-h or -l).",
     "refiner_model": "SDXL refiner model",
@@ -176,7 +180,7 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     with gr.Column(scale=3, min_width=240):
                         with gr.Row():
                             c["model"], c["model_refresh"] = model_dropdown(
-                                host, UNCLIP_KINDS, TEXT["model"], f"{TAB}_model"
+                                host, jobs.VARIATION_KINDS, TEXT["model"], f"{TAB}_model"
                             )
                     with gr.Column(scale=2, min_width=200):
                         c["mode"] = gr.Radio(
@@ -253,6 +257,12 @@ def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
                     with gr.Row():
                         c["text_diff_amount"] = slider(TEXT_DIFF["text_diff_amount"], f"{TAB}_text_diff_amount")
                         c["text_diff_frames"] = slider(TEXT_DIFF["text_diff_frames"], f"{TAB}_text_diff_frames")
+
+                with gr.Accordion(TEXT["ip_accordion"], open=False, elem_id=f"{TAB}_ip_adapter_accordion"):
+                    gr.HTML(f"<p class='reimagine-note'>{TEXT['ip_note']}</p>", elem_id=f"{TAB}_ip_adapter_note")
+                    with gr.Row():
+                        for name in jobs.IP_ADAPTER_CONTROLS:
+                            c[name] = slider(IP_ADAPTER[name], f"{TAB}_{name}", info=IP_ADAPTER[name].help)
 
             with gr.Column(elem_id=f"{TAB}_results_column"):
                 panel = host.output_panel()
@@ -442,10 +452,16 @@ def paste_fields(c: dict[str, Any], host: Host) -> list[tuple[Any, Any]]:
     fields += [(c[f"weight_{i + 1}"], weight(i)) for i in range(jobs.MAX_INPUTS)]
 
     def model(params: dict[str, str]) -> Any:
-        found = closest(host.models(UNCLIP_KINDS), params.get("Model"))
+        adapter = params.get("IP-Adapter")
+        kinds = ip_adapter.IP_ADAPTER_KINDS if adapter else UNCLIP_KINDS
+        choices = [ch for ch in host.models(kinds) if not adapter or getattr(ch, "adapter", None).stem == adapter]
+        found = closest(choices, params.get("Model"))
         return compat.update(value=found.name) if found else None  # an update: the dropdown's value may be None
 
     fields.append((c["model"], model))
+    variation = IP_ADAPTER["variation_strength"]  # written only when not 0: a missing key means 0
+    fields.append((c["image_strength"], IP_ADAPTER["image_strength"].infotext))
+    fields.append((c["variation_strength"], lambda params: params.get(variation.infotext, variation.default)))
 
     def text(key: str) -> Callable[[dict[str, str]], Any]:
         return lambda params: params.get(key, "")  # an image without the key clears the box: no stale edit

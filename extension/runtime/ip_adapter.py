@@ -1,0 +1,106 @@
+"""The IP-Adapter backend in the hosts (tab, REST): "checkpoint + adapter" model choices, offered only when an
+adapter fitting the checkpoint and the ViT-H image encoder are found (``loading/ip_adapter.py``), and the engine
+function a job runs with them (``engine/ip_adapter.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..loading.discovery import ModelChoice
+
+BASE_KINDS = ("sd1", "sdxl-base")
+IP_ADAPTER_KINDS = ("ip-adapter-sd1", "ip-adapter-sdxl")  # the choices' kinds (and memory plan kinds)
+ROLE = "ip-adapter"
+
+
+@dataclass(frozen=True)
+class IPAdapterChoice(ModelChoice):
+    """A base checkpoint with an adapter and the image encoder; ``name`` is ``"<base> + <adapter stem>"``."""
+
+    adapter: Path = Path()
+    encoder: Path = Path()
+
+    @property
+    def loader_kwargs(self) -> dict[str, str]:
+        """What the cache's ``ip-adapter`` loader takes besides the base (``load_ip_adapter_pipeline``)."""
+        return {"adapter": str(self.adapter), "encoder": str(self.encoder)}
+
+
+def is_ip_adapter(choice: Any) -> bool:
+    """Whether a model choice is a "checkpoint + adapter" one."""
+    return getattr(choice, "kind", None) in IP_ADAPTER_KINDS
+
+
+def search_folders(
+    models_dir: Path | None, model_folders: Sequence[Path]
+) -> tuple[Path | None, list[Path], list[Path]]:
+    """(WebUI root, extra adapter folders, extra encoder folders): the WebUI layout around ``models_dir``, plus
+    ``ipadapter``/``clip_vision`` next to or inside each models folder (the standalone app's ``./models``)."""
+    root = Path(models_dir).parent if models_dir else None
+    near = [p for folder in map(Path, model_folders) for p in (folder, folder.parent)]
+    return root, [p / "ipadapter" for p in near], [p / "clip_vision" for p in near]
+
+
+def choices(
+    bases: Sequence[ModelChoice], unclips: Sequence[ModelChoice], models_dir: Path | None, model_folders: Sequence[Path]
+) -> list[IPAdapterChoice]:
+    """One choice per base × fitting adapter (by name: ``sd15`` adapters for SD 1.5, ``sdxl`` ones for SDXL), none
+    when there is no adapter or no encoder (the unCLIP-H checkpoint's own counts)."""
+    from ..loading.ip_adapter import find_adapters, find_image_encoder
+
+    if not bases:
+        return []
+    root, adapter_folders, encoder_folders = search_folders(models_dir, model_folders)
+    adapters = find_adapters(root, adapter_folders)
+    encoder = find_image_encoder(root, [u.location for u in unclips if u.kind == "unclip-h"], encoder_folders)
+    if not adapters or encoder is None:
+        return []
+    found = []
+    for base in bases:
+        family = "sd15" if base.kind == "sd1" else "sdxl"
+        kind = IP_ADAPTER_KINDS[0] if base.kind == "sd1" else IP_ADAPTER_KINDS[1]
+        for adapter in adapters:
+            if family in adapter.stem.lower():
+                name = f"{base.name} + {adapter.stem}"
+                found.append(IPAdapterChoice(name, kind, base.path, base.location, adapter, encoder))
+    return found
+
+
+def unavailable_message(models_dir: Path | None, model_folders: Sequence[Path], unclips: Sequence[Any]) -> str:
+    """Why no "checkpoint + adapter" choice is offered: the missing file and its folder, in one line."""
+    from ..loading.ip_adapter import find_adapters, find_image_encoder, missing_adapter_message, missing_encoder_message
+
+    root, adapter_folders, encoder_folders = search_folders(models_dir, model_folders)
+    if not find_adapters(root, adapter_folders):
+        return missing_adapter_message(root)
+    if find_image_encoder(root, [u.location for u in unclips if u.kind == "unclip-h"], encoder_folders) is None:
+        return missing_encoder_message(root)
+    return "No SD 1.5 or SDXL checkpoint (.safetensors) found for IP-Adapter in the models folder"
+
+
+def batches(options: Any) -> Callable[..., Any]:
+    """The engine function for a job with these :class:`IPAdapterOptions` (``iter_batches``'s signature)."""
+    from ..engine.ip_adapter import ip_adapter_batches
+
+    return ip_adapter_batches(options)
+
+
+def strip(options: Any) -> Callable[..., Any]:
+    """The slerp strip function for these options, with the unCLIP ``interpolate``'s signature."""
+    from ..engine.ip_adapter import interpolate
+
+    return lambda pipe, request, **callbacks: interpolate(pipe, request, options, **callbacks)
+
+
+def extra_params(settings: dict[str, Any], pipe: Any, options: Any) -> dict[str, Any]:
+    """A run's own infotext keys (``GenerationInfo.extra_generation_params``): unCLIP's noise level and CLIP fit, or
+    with ``options`` the IP-Adapter backend's (``engine/ip_adapter.py`` ``infotext_items``)."""
+    extra = {"Noise level": settings["noise_level"], "CLIP fit": settings["fit"]}
+    if options is not None:
+        from ..engine.ip_adapter import infotext_items
+
+        extra.update(infotext_items(pipe, options))
+    return {key: value for key, value in extra.items() if value is not None}
