@@ -330,3 +330,25 @@ def test_text_diffs_on_plus_adapters_are_refused(tiny_ipa) -> None:
         IPAdapterVariation(pipe)(request)
     with pytest.raises(ParamError, match="image_strength"):
         IPAdapterVariation(pipe)(VariationRequest(images=[_image(1)], steps=1), IPAdapterOptions(image_strength=2))
+
+
+def test_text_diffs_use_the_unclip_h_text_tower_and_change_only_the_embedding(tiny_ipa) -> None:
+    from extension.engine.text_diff import TextDiff, text_diff, text_embedding
+    from extension.loading import load_unclip
+
+    pipe = load_ip_adapter_pipeline(
+        tiny_ipa.sd1, tiny_ipa.adapter("ip-adapter_sd15.safetensors"), tiny_ipa.encoder_file,
+        config_root=tiny_ipa.config_root, text_tower=tiny_ipa.unclip_h,
+    )  # fmt: skip
+    common = {"images": [_image(11)], "prompt": "a cat", "steps": 1, "seed": SEED, "cfg_scale": CFG}
+    plain = _seen(pipe, VariationRequest(**common, width=64, height=64))
+    edited = _seen(pipe, VariationRequest(**common, width=64, height=64, edit=TextDiff("a red car", "a photo", 0.5)))
+    unclip = load_unclip(tiny_ipa.unclip_h, config_root=tiny_ipa.config_root)  # its own tower, loaded on its own
+    expected = text_diff(
+        _encode(tiny_ipa, _image(11)), text_embedding(unclip, "a photo"), text_embedding(unclip, "a red car"), 0.5
+    )
+    torch.testing.assert_close(edited.text[0], plain.text[0])
+    torch.testing.assert_close(edited.image[0][0].chunk(2)[1][:, 0], expected, rtol=1e-4, atol=1e-5)
+    no_tower = _pipe(tiny_ipa, "ip-adapter_sd15.safetensors", encoder="file")
+    with pytest.raises(ParamError, match="sd21-unclip-h"):
+        IPAdapterVariation(no_tower)(VariationRequest(**common, edit=TextDiff("a red car", "a photo", 0.5)))

@@ -245,9 +245,10 @@ def test_tab_controls_come_from_the_parameter_table(tmp_path: Path) -> None:
         assert c[name].elem_id == elem_id
     # paste-back: every infotext key of the table, the prompts, weights and the model
     keys = [key for _, key in built.paste_fields if isinstance(key, str)]
-    keys_wanted = ["Prompt", "Negative prompt", *(p.infotext for p in REIMAGINE if p.infotext), "Text diff amount"]
-    assert keys == keys_wanted
-    assert sum(callable(key) for _, key in built.paste_fields) == jobs.MAX_INPUTS + 1 + 2  # + from/to texts
+    keys_wanted = ["Prompt", "Negative prompt", *(p.infotext for p in REIMAGINE if p.infotext), "Image strength"]
+    assert keys == [*keys_wanted, "Text diff amount"]
+    # weights, model, variation strength (a missing key is 0), from/to texts
+    assert sum(callable(key) for _, key in built.paste_fields) == jobs.MAX_INPUTS + 1 + 1 + 2
     assert built.init_image is c["image_1"]
 
 

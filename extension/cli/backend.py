@@ -73,13 +73,18 @@ def load(args: argparse.Namespace, edit: Any = None) -> Any:
     adapter = pick_adapter(kind, args.ip_adapter, webui_root, extra)
     if edit is not None and adapter_info(adapter).uses_hidden_states:
         raise ParamError(PLUS_TEXT_DIFF.format(adapter=adapter.stem))
-    encoder = args.image_encoder
+    unclips = [choice.location for choice in scan([Path(models_dir)], kinds=("unclip-h",))]
+    encoder = args.image_encoder or find_image_encoder(webui_root, unclips, [Path(models_dir) / "clip_vision"])
     if encoder is None:
-        unclips = [choice.location for choice in scan([Path(models_dir)], kinds=("unclip-h",))]
-        encoder = find_image_encoder(webui_root, unclips, [Path(models_dir) / "clip_vision"])
-        if encoder is None:
-            raise ReimagineError(missing_encoder_message(webui_root))
-    return load_ip_adapter_pipeline(args.model, adapter, encoder, config_root=args.config_root, device=args.device)
+        raise ReimagineError(missing_encoder_message(webui_root))
+    return load_ip_adapter_pipeline(
+        args.model,
+        adapter,
+        encoder,
+        config_root=args.config_root,
+        device=args.device,
+        text_tower=unclips[0] if unclips else None,
+    )
 
 
 def batches(args: argparse.Namespace) -> Callable[..., Any] | None:

@@ -50,6 +50,11 @@ PLUS_TEXT_DIFF = (
     "Edit by text needs a plain IP-Adapter (ip-adapter_sd15, ip-adapter_sdxl_vit-h): {adapter} is a 'plus' adapter, "
     "which takes the encoder's hidden states, where text diffs do not apply"
 )
+NO_TEXT_TOWER = (
+    "Edit by text with IP-Adapter needs the OpenCLIP ViT-H text tower, which only sd21-unclip-h carries: keep "
+    "sd21-unclip-h (.ckpt/.safetensors) in models/Stable-diffusion and no encoder in models/clip_vision, so that its "
+    "embedder is the image encoder"
+)
 _VARIATION_SEED_OFFSET = 0x1DA  # the variation noise is not the latent noise stream of the same seed
 
 
@@ -232,6 +237,14 @@ class IPAdapterVariation:
         if request.edit is not None and uses_hidden_states(self.pipe):
             raise ParamError(PLUS_TEXT_DIFF.format(adapter=self.pipe.reimagine_adapter.name))
 
+    def text_source(self) -> Any:
+        """What a text diff reads its CLIP text tower from: the unCLIP-H checkpoint the encoder came from
+        (``loading/unclip_text.py``), else a :class:`ParamError` saying how to get one."""
+        source = getattr(self.pipe, "reimagine_text_source", None)
+        if source is None:
+            raise ParamError(NO_TEXT_TOWER)
+        return source
+
     def features(self, request: VariationRequest) -> torch.Tensor:
         """Steps 1-2: the mixed (and edited) image features ``[1, ...]``."""
         pipe = self.pipe
@@ -239,7 +252,7 @@ class IPAdapterVariation:
             encoded = [image_features(pipe, image, request.fit) for image in request.images]
             mixed = mix_embeddings(encoded, request.weights, request.mix)
             if request.edit is not None:
-                mixed = request.edit.apply(getattr(pipe, "reimagine_text_source", None) or pipe, mixed)
+                mixed = request.edit.apply(self.text_source(), mixed)
         return mixed
 
     def iter_batches(

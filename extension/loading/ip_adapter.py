@@ -298,11 +298,14 @@ def load_ip_adapter_pipeline(
     config_root: str | os.PathLike[str] | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    text_tower: str | os.PathLike[str] | None = None,
 ) -> Any:
     """SD 1.5 / SDXL base + IP-Adapter + ViT-H encoder -> ``StableDiffusionPipeline`` / ``StableDiffusionXLPipeline``
     with the adapter loaded by diffusers' ``load_ip_adapter`` (from the state dict) and ``pipe.reimagine_adapter``
     (:class:`AdapterInfo`) set. ``encoder``: a path (:func:`load_image_encoder`) or an encoder module already loaded
-    (e.g. an unCLIP-H pipeline's ``image_encoder``). The adapter and encoder are checked before the base is read."""
+    (e.g. an unCLIP-H pipeline's ``image_encoder``). The adapter and encoder are checked before the base is read.
+    ``text_tower``: an sd21-unclip-h file for Edit by text (default: the encoder, when it is one);
+    ``pipe.reimagine_text_source`` is set when there is one (``loading/unclip_text.py``)."""
     prec = pick(device, dtype)
     state, info = read_adapter(adapter)
     kind = base_kind(base, config_root)
@@ -323,6 +326,12 @@ def load_ip_adapter_pipeline(
     with quiet():
         pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None)
     pipe.reimagine_adapter = info
+    from .unclip_text import UnclipTextSource, has_text_tower
+
+    candidates = [text_tower] if text_tower else [] if isinstance(encoder, torch.nn.Module) else [encoder]
+    for path in candidates:  # Edit by text: the same CLIP's text tower (sd21-unclip-h), loaded on first use
+        if Path(path).is_file() and has_text_tower(path):
+            pipe.reimagine_text_source = UnclipTextSource(path, config_root, prec)
     return pipe
 
 

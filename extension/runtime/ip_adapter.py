@@ -22,11 +22,13 @@ class IPAdapterChoice(ModelChoice):
 
     adapter: Path = Path()
     encoder: Path = Path()
+    text_tower: Path | None = None  # sd21-unclip-h, for Edit by text
 
     @property
-    def loader_kwargs(self) -> dict[str, str]:
+    def loader_kwargs(self) -> dict[str, str | None]:
         """What the cache's ``ip-adapter`` loader takes besides the base (``load_ip_adapter_pipeline``)."""
-        return {"adapter": str(self.adapter), "encoder": str(self.encoder)}
+        tower = str(self.text_tower) if self.text_tower else None
+        return {"adapter": str(self.adapter), "encoder": str(self.encoder), "text_tower": tower}
 
 
 def is_ip_adapter(choice: Any) -> bool:
@@ -55,7 +57,8 @@ def choices(
         return []
     root, adapter_folders, encoder_folders = search_folders(models_dir, model_folders)
     adapters = find_adapters(root, adapter_folders)
-    encoder = find_image_encoder(root, [u.location for u in unclips if u.kind == "unclip-h"], encoder_folders)
+    unclip_h = [u.location for u in unclips if u.kind == "unclip-h"]
+    encoder = find_image_encoder(root, unclip_h, encoder_folders)
     if not adapters or encoder is None:
         return []
     found = []
@@ -65,7 +68,8 @@ def choices(
         for adapter in adapters:
             if family in adapter.stem.lower():
                 name = f"{base.name} + {adapter.stem}"
-                found.append(IPAdapterChoice(name, kind, base.path, base.location, adapter, encoder))
+                tower = unclip_h[0] if unclip_h else None
+                found.append(IPAdapterChoice(name, kind, base.path, base.location, adapter, encoder, tower))
     return found
 
 
