@@ -113,9 +113,13 @@ def test_parameter_counts_match_the_bundled_configs():
 
     root = Path(memory.__file__).parent.parent / "configs"
     folders = {"unclip-h": "unclip-h", "unclip-l": "unclip-l", "refiner": "sdxl-refiner", "base": "sdxl-base"}
+    folders.update({"ip-adapter-sd1": "sd1", "ip-adapter-sdxl": "sdxl-base"})  # + unCLIP-H's image encoder
     for kind, counts in memory.PARAMS.items():
         for name, count in counts.items():
-            path = root / folders[kind] / name
+            folder = "unclip-h" if kind.startswith("ip-adapter") and name == "image_encoder" else folders[kind]
+            path = root / folder / name
+            if name == "unet":
+                count -= memory.IP_ADAPTER_LAYERS.get(kind, 0)  # the adapter's layers: no config to build them from
             with init_empty_weights():
                 if name == "unet":
                     model = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(path))

@@ -47,15 +47,20 @@ PARAMS: dict[str, dict[str, int]] = {
     },
 }
 # IP-Adapter backend (engine/ip_adapter.py): SD 1.5 / SDXL base + OpenCLIP ViT-H encoder + the adapter's layers
-# (ip-adapter_sd15: 22 M; ip-adapter_sdxl_vit-h: 0.35 G, in the UNet's attention processors).
+# (ip-adapter_sd15: 16 cross-attention layers x to_k_ip/to_v_ip + image_proj = 22.3 M; ip-adapter_sdxl_vit-h: about
+# 0.35 G), which live in the UNet's attention processors.
+IP_ADAPTER_LAYERS = {"ip-adapter-sd1": 22_300_000, "ip-adapter-sdxl": 350_000_000}  # counted with the UNet
 PARAMS["ip-adapter-sd1"] = {
-    "unet": 859_520_964 + 22_000_000,
+    "unet": 859_520_964 + IP_ADAPTER_LAYERS["ip-adapter-sd1"],
     "text_encoder": 123_060_480,
-    "image_encoder": 632_076_800,
+    "image_encoder": PARAMS["unclip-h"]["image_encoder"],
     "vae": 83_653_863,
 }
-PARAMS["ip-adapter-sdxl"] = {**PARAMS["base"], "image_encoder": 632_076_800}
-PARAMS["ip-adapter-sdxl"]["unet"] += 350_000_000
+PARAMS["ip-adapter-sdxl"] = {
+    **PARAMS["base"],
+    "unet": PARAMS["base"]["unet"] + IP_ADAPTER_LAYERS["ip-adapter-sdxl"],
+    "image_encoder": PARAMS["unclip-h"]["image_encoder"],
+}
 SDXL_KINDS = ("refiner", "base", "ip-adapter-sdxl")  # fp16-unsafe VAE, --medvram-sdxl applies
 KIND_ALIASES = {"unclip": "unclip-h", "sdxl-refiner": "refiner", "sdxl-base": "base", "sdxl": "base"}
 

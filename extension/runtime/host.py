@@ -287,10 +287,12 @@ class Host(ABC):
         """The model called ``name`` (a name from :meth:`models`, never a path); ModelLoadError otherwise."""
         choices = self.models(kinds)
         what = (
-            "unCLIP" if tuple(kinds) == UNCLIP_KINDS else "SDXL refiner" if tuple(kinds) == REFINER_KINDS else "model"
+            "unCLIP"
+            if set(UNCLIP_KINDS) <= set(kinds)
+            else "SDXL refiner"
+            if tuple(kinds) == REFINER_KINDS
+            else "model"
         )
-        if tuple(kinds) == ip_adapter.IP_ADAPTER_KINDS:
-            what = "checkpoint + IP-Adapter"
         if not name:
             raise ModelLoadError(f"No {what} model selected. {self._where_to_put(what)}")
         for choice in choices:
