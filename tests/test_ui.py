@@ -654,13 +654,14 @@ def test_settings_section(webui: StubWebUI) -> None:
     assert callable(ours["reimagine_default_model"].component_args)
 
 
-def test_tab_registered_as_paste_destination(webui: StubWebUI, tmp_path: Path) -> None:
+def test_tab_registered_as_paste_destination(webui: StubWebUI, monkeypatch: pytest.MonkeyPatch) -> None:
     webui.load_scripts()
     from modules import infotext_utils, script_callbacks
 
+    tabs = record_tabs(monkeypatch)
     ((blocks, title, elem_id),) = [t for t in script_callbacks.ui_tabs_callback() if t[2] == "reimagine"]
     assert (title, elem_id) == ("Reimagine", "reimagine") and isinstance(blocks, gr.Blocks)
-    tab = _core("webui.tab").last_tab
+    (tab,) = tabs
     assert infotext_utils.paste_fields["reimagine"]["init_img"] is tab.components["image_1"]
     text = (
         "a castle\nNegative prompt: blurry\nSteps: 33, Sampler: Euler a, Schedule type: Karras, CFG scale: 6.5, "
@@ -705,12 +706,13 @@ def test_send_to_reimagine_buttons(webui: StubWebUI) -> None:
     assert pnginfo_binding.paste_button.value == "Send to Reimagine"
 
 
-def test_generate_button_uses_the_webui_queue_and_progress(webui: StubWebUI) -> None:
+def test_generate_button_uses_the_webui_queue_and_progress(webui: StubWebUI, monkeypatch: pytest.MonkeyPatch) -> None:
     webui.load_scripts()
     from modules import script_callbacks
 
+    tabs = record_tabs(monkeypatch)
     script_callbacks.ui_tabs_callback()
-    tab = _core("webui.tab").last_tab
+    (tab,) = tabs
     c, blocks = tab.components, tab.blocks
     assert js_of(blocks, c["generate"], "click")[0] == "submit_reimagine"
     assert "reimagine_interrupting" in js_of(blocks, c["interrupt"], "click")
@@ -723,6 +725,14 @@ def _webui_run(host: Any, fake: FakeEngine, args: list[Any]) -> tuple:
     ui_jobs = _core("runtime.jobs")
     handler = host.run(lambda task, *a: ui_jobs.generate(host, a, fake.engine()), 1 + len(args))
     return handler("task(test)", *args)
+
+
+def record_tabs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every Reimagine tab the WebUI builds from now on (``webui.tab.on_ui_tabs`` calls ``ui.tab.build``)."""
+    tab_ui, built = _core("ui.tab"), []
+    build = tab_ui.build
+    monkeypatch.setattr(tab_ui, "build", lambda *args, **kwargs: built.append(build(*args, **kwargs)) or built[-1])
+    return built
 
 
 def _stub_host(monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -886,15 +896,18 @@ def test_standalone_generate_with_tiny_model(tiny: Any, tmp_path: Path, image: I
 
 
 @pytest.mark.slow
-def test_webui_generate_with_tiny_model(webui: StubWebUI, tiny: Any, image: Image.Image) -> None:
+def test_webui_generate_with_tiny_model(
+    webui: StubWebUI, tiny: Any, image: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copy(tiny.unclip_h.safetensors, webui.checkpoints_dir / "sd21-unclip-h.safetensors")
     webui.load_scripts()
     from modules import script_callbacks, shared
 
     host = _core("webui.host").shared_host()
     host.config_root = tiny.config_root
+    tabs = record_tabs(monkeypatch)
     script_callbacks.ui_tabs_callback()
-    tab = _core("webui.tab").last_tab
+    (tab,) = tabs
     c = tab.components
     assert c["model"].value == "sd21-unclip-h.safetensors"
     from modules import infotext_utils
@@ -962,10 +975,11 @@ def test_rest_api_backend_seam_in_the_webui(webui: StubWebUI, monkeypatch: pytes
     host = _stub_host(monkeypatch)
     monkeypatch.setattr(host, "free_device_memory", lambda: 0)
     (choice,) = host.models()
+    backend = _core("runtime.backend").ApiBackend(host)
     seen: list[Any] = []
 
     def job(report: Callable[[int, int], None], should_stop: Callable[[], bool]) -> str:
-        pipe = host.load(choice)
+        pipe = backend.load(choice)
         report(1, 4)
         seen.append(
             (shared.state.job_count, shared.state.sampling_step, shared.state.sampling_steps, progress.current_task)
@@ -973,7 +987,7 @@ def test_rest_api_backend_seam_in_the_webui(webui: StubWebUI, monkeypatch: pytes
         assert not should_stop()
         return pipe.reimagine_info.name
 
-    assert host.run_job("Reimagine variations", job) == "m"
+    assert backend.run_job("Reimagine variations", job) == "m"
     assert seen[0][:3] == (1, 1, 4) and seen[0][3].startswith("task(")
     assert shared.state.calls[0][0] == "begin" and shared.state.calls[-1] == ("end",)
     if not webui.is_forge:

@@ -1,16 +1,14 @@
-"""The seam between the Reimagine tab and where it runs: the WebUI (``extension.webui``) or the standalone app.
-
-The tab builder (:mod:`extension.ui.tab`) only talks to a :class:`Host`. A host answers five questions:
+"""The runtime seam between the Reimagine jobs and where they run: the WebUI (``extension.webui``) or the standalone
+app. Used by the tab, the WebUI's refiner hook and the REST API alike. A :class:`Host` answers:
 
 - which models exist (:meth:`Host.models`) and how to load one with the right memory handling
   (:meth:`Host.pipeline`, a context manager that frees room first and always restores afterwards);
-- how a button's handler runs (:meth:`Host.run`: the WebUI's queue and progress bar, or a lock and gradio's progress);
-- how a running job reports progress and learns it must stop (:meth:`Host.control` → :class:`Control`);
-- what the output panel is (:meth:`Host.output_panel`) and where results are saved (:meth:`Host.save`);
+- how a job gets the device exclusively (:meth:`Host.job_slot`: the WebUI's queue lock and ``shared.state``, or a
+  lock) and how it reports progress and learns it must stop (:meth:`Host.control` → :class:`Control`);
 - what the user's settings say (default model, default noise preset, keep-resident / offload).
 
-The same host also serves the REST API (``extension.api.Backend``: ``models()``, ``load()``, ``run_job()``).
-This module imports neither gradio nor the WebUI.
+The tab's gradio-shaped surface (buttons, output panel, saving, gallery) is ``extension.ui.surface.TabSurface``; the
+REST API's backend is ``extension.runtime.backend.ApiBackend``. This module imports neither gradio nor the WebUI.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -175,18 +172,6 @@ class Control:
         return self.interrupted or self.skipped
 
 
-@dataclass
-class OutputPanel:
-    """The components of an output panel (txt2img's shape): the handler returns values for the last four, in order
-    ``gallery, generation_info, infotext, html_log``."""
-
-    gallery: Any
-    generation_info: Any
-    infotext: Any
-    html_log: Any
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def weights_bytes(pipe: Any, device: Any) -> int:
     """Bytes of ``pipe``'s parameters that are not on ``device`` yet."""
     import torch
@@ -209,21 +194,13 @@ def source_bytes(location: Path) -> int:
 
 
 class Host(ABC):
-    """Where the tab runs. Subclasses: ``extension.webui.WebUIHost`` and ``extension.ui.standalone.StandaloneHost``."""
-
-    tabname = "reimagine"
-    tooltips = False  # whether components accept the WebUI's ``tooltip=`` keyword
-    submit_js: str | None = None  # JavaScript run on Generate before the handler (the WebUI's task id + progress)
-    interrupt_js: str | None = None  # JavaScript run on Interrupt (the WebUI's "Interrupting..." placeholder)
-    show_progress: bool | str = False  # gradio's own progress display on the outputs
-    refine_area = 1024 * 1024  # "Refine with SDXL" resizes the selected output to this many pixels (SDXL's size)
+    """Where the jobs run. Subclasses: ``extension.webui.host.WebUIHost`` and ``extension.ui.standalone.StandaloneHost``."""
 
     def __init__(self, *, config_root: Path | None = None, cache: Any = None) -> None:
         self.config_root = Path(config_root) if config_root else None
         self._cache = cache
         self._models: list[ModelChoice] | None = None
         self._models_lock = threading.Lock()
-        self._run_stack = threading.local()
         self._last_plan_line = ""
 
     # -- settings --------------------------------------------------------------------------------------------------
@@ -456,12 +433,6 @@ class Host(ABC):
 
     # -- running ---------------------------------------------------------------------------------------------------
     @abstractmethod
-    def run(self, fn: Callable[..., tuple], n_inputs: int) -> Callable[..., Any]:
-        """Wrap a Generate-like handler ``fn(task_id, *inputs) -> (gallery, generation_info, infotext_html,
-        log_html)`` taking ``n_inputs`` arguments (task id included): serialise it with other jobs, show progress,
-        turn unexpected errors into an error message."""
-
-    @abstractmethod
     def control(self) -> Control:
         """The :class:`Control` of the job that runs now."""
 
@@ -490,47 +461,6 @@ class Host(ABC):
         """Drop every loaded pipeline and free its memory (Reload UI); the next job loads its model again."""
         if self._cache is not None:
             self._cache.clear()
-
-    # -- outputs ---------------------------------------------------------------------------------------------------
-    @abstractmethod
-    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
-        """A small emoji button (the WebUI's ToolButton look: class ``tool``) in the current gradio context."""
-
-    @abstractmethod
-    def output_panel(self, tabname: str = "reimagine") -> OutputPanel:
-        """Build the output panel (gallery, generation info, buttons) in the current gradio context; element ids
-        follow txt2img's (``<tabname>_gallery`` inside ``<tabname>_gallery_container``, ...)."""
-
-    @abstractmethod
-    def save(self, images: list[Any], infotexts: list[str], info: Any) -> list[Any]:
-        """Save finished images (infotext in PNG ``parameters``) as the user's settings say; returns gallery items.
-
-        ``info`` is the run's :class:`extension.runtime.jobs.GenerationInfo` (a ``p``-like object)."""
-
-    @abstractmethod
-    def gallery_image(self, value: Any, index: int) -> Any:
-        """Image ``index`` of a gallery value (as gradio hands it to a handler) as a PIL image, or None."""
-
-    # -- REST API backend (extension.api.Backend) ------------------------------------------------------------------
-    def load(self, entry: Any, job: dict[str, Any] | None = None) -> Any:
-        """The pipeline for an API model entry; inside :meth:`run_job` with memory handling until the job ends,
-        planned for ``job`` (see :meth:`pipeline`)."""
-        choice = entry if isinstance(entry, ModelChoice) else self.find(entry.name, OFFERED_KINDS)
-        role = "refiner" if choice.kind in REFINER_KINDS else "unclip"
-        stack: contextlib.ExitStack | None = getattr(self._run_stack, "stack", None)
-        if stack is None:
-            return self.cache.get(role, choice.location, **self.loader_kwargs(role))
-        return stack.enter_context(self.pipeline(choice, role, job))
-
-    def run_job(self, description: str, job: Callable[[Callable[[int, int], None], Callable[[], bool]], Any]) -> Any:
-        """Run ``job(progress, should_stop)`` serialised with the tab's jobs (the API's entry point)."""
-        with self.job_slot(description) as control, contextlib.ExitStack() as stack:
-            self._run_stack.stack = stack
-            try:
-                control.begin(1, 0, description)
-                return job(control.step, control.should_stop_step)
-            finally:
-                self._run_stack.stack = None
 
     @abstractmethod
     def job_slot(self, description: str) -> contextlib.AbstractContextManager[Control]:

@@ -24,9 +24,10 @@ from typing import Any
 import gradio as gr
 
 from ..outputs import save_png
-from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
+from ..runtime.host import MEMORY_MODES, Control
 from ..runtime.jobs import error_html
 from . import compat
+from .surface import OutputPanel, TabHost
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def default_model_folders() -> list[Path]:
     return found
 
 
-class StandaloneHost(Host):
+class StandaloneHost(TabHost):
     """Host for the standalone app."""
 
     show_progress = "full"
