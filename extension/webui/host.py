@@ -1,5 +1,6 @@
-"""The WebUI as a :class:`~extension.runtime.host.Host`: its queue, state, settings, model folders and memory handling
-(the tab's output panel, saving and handler wrapping: :mod:`.surface`; (AUTOMATIC1111 1.10, Forge 2 and Forge Neo; docs/webui-contract.md §4–§6, §12).
+"""The WebUI as a :class:`~extension.runtime.host.Host`: its queue lock and state, settings, model folders and memory
+handling (AUTOMATIC1111 1.10, Forge 2 and Forge Neo; docs/webui-contract.md §4–§6, §12). The tab's side (output
+panel, saving, handler wrapping) is :mod:`.surface`, mixed into the same :class:`WebUIHost`.
 """
 
 from __future__ import annotations
