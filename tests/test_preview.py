@@ -14,7 +14,7 @@ from PIL import Image
 
 from extension.engine import preview
 from extension.params import REIMAGINE, TEXT_DIFF
-from extension.runtime.host import Control
+from extension.runtime.control import Control
 from tests.test_refiner_hook import ON, Tab, site  # noqa: F401 -- the refiner hook's stand-in WebUI fixture
 from tests.webui_stub.fixture import StubWebUI
 

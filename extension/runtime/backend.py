@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..loading.discovery import OFFERED_KINDS, REFINER_KINDS, ModelChoice
-from .host import Control, Host
+from .control import Control
+from .host import Host
 
 
 class ApiBackend:

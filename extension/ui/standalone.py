@@ -24,7 +24,8 @@ from typing import Any
 import gradio as gr
 
 from ..outputs import save_png
-from ..runtime.host import MEMORY_MODES, Control
+from ..runtime.control import Control
+from ..runtime.host import MEMORY_MODES
 from ..runtime.jobs import error_html
 from . import compat
 from .surface import OutputPanel, TabHost

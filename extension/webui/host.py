@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import NonFiniteError
 from ..loading.configs import config_root_from_env
-from ..runtime.host import MEMORY_MODES, Control, Host
+from ..runtime.control import Control
+from ..runtime.host import MEMORY_MODES, Host
 from .surface import WebUISurface
 
 log = logging.getLogger(__name__)
