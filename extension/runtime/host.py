@@ -57,7 +57,8 @@ def source_bytes(location: Path) -> int:
 
 
 class Host(ABC):
-    """Where the jobs run. Subclasses: ``extension.webui.host.WebUIHost`` and ``extension.ui.standalone.StandaloneHost``."""
+    """Where the jobs run. Subclasses: ``extension.webui.host.WebUIHost`` and
+    ``extension.ui.standalone.StandaloneHost``."""
 
     def __init__(self, *, config_root: Path | None = None, cache: Any = None) -> None:
         self.config_root = Path(config_root) if config_root else None
