@@ -138,7 +138,7 @@ def test_the_tab_job_runs_the_ip_adapter_backend(tiny_ipa, tmp_path) -> None:
     import json
 
     from extension.runtime import jobs
-    from tests.test_ui import make_args
+    from tests.ui.fakes import make_args
 
     host = _host(tiny_ipa, _models(tiny_ipa, tmp_path))
     image = Image.fromarray(np.random.RandomState(3).randint(0, 256, (64, 64, 3), dtype=np.uint8))
@@ -167,10 +167,11 @@ def test_rest_backend_field(tiny_ipa, tmp_path) -> None:
     from fastapi.testclient import TestClient
 
     from extension import api
+    from extension.runtime.backend import ApiBackend
 
     host = _host(tiny_ipa, _models(tiny_ipa, tmp_path))
     app = FastAPI()
-    api.add_routes(app, host)
+    api.add_routes(app, ApiBackend(host))
     client = TestClient(app)
     buffer = io.BytesIO()
     Image.fromarray(np.random.RandomState(5).randint(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
