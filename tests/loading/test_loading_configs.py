@@ -16,6 +16,7 @@ REAL_PARAMS = {
     "unclip-l": {"unet": 869_517_764, "vae": 83_653_863, "text_encoder": 340_387_840, "image_encoder": 303_966_208},
     "sdxl-base": {"unet": 2_567_463_684, "vae": 83_653_863, "text_encoder": 123_060_480, "text_encoder_2": 694_659_840},
     "sdxl-refiner": {"unet": 2_259_526_660, "vae": 83_653_863, "text_encoder_2": 694_659_840},
+    "sd1": {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480},  # the IP-Adapter backend's SD 1.5
 }
 
 
