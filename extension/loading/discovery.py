@@ -29,6 +29,8 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 MAX_DEPTH = 4  # folder levels searched below each models folder
 # Byte strings one of which every unCLIP / SDXL checkpoint pickle contains (key prefixes of the original layout).
 _CANDIDATE_MARKERS = (b"embedder.model.", b"noise_augmentor.", b"conditioner.embedders.")
+# ... and an SD 1.x one: unpickled only when a scan asks for SD 1.x (the IP-Adapter backend's bases).
+_SD1_MARKER = b"cond_stage_model.transformer."
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,11 @@ class ModelChoice:
         return self.location.stem if self.location.suffix.lower() in CHECKPOINT_SUFFIXES else self.location.name
 
 
-_kind_cache: dict[tuple[str, int, int], str] = {}
+_kind_cache: dict[tuple[str, int, int, tuple[bytes, ...]], str] = {}
 _kind_lock = threading.Lock()
 
 
-def _ckpt_is_candidate(path: Path) -> bool:
+def _ckpt_is_candidate(path: Path, markers: tuple[bytes, ...] = _CANDIDATE_MARKERS) -> bool:
     """Whether a pickled checkpoint may be unCLIP or SDXL (cheap: scans the pickle, not the tensors)."""
     from .archive import ArchiveBombError, read_pickle
 
@@ -65,23 +67,24 @@ def _ckpt_is_candidate(path: Path) -> bool:
     except ArchiveBombError as error:
         log.warning("reimagine: skipping a model file: %s", error)
         return False
-    return data is not None and any(marker in data for marker in _CANDIDATE_MARKERS)
+    return data is not None and any(marker in data for marker in markers)
 
 
-def file_kind(path: Path, config_root: Path | None = None) -> str:
+def file_kind(path: Path, config_root: Path | None = None, *, sd1: bool = False) -> str:
     """The kind of a checkpoint file (``"unclip-h"``, ``"sdxl-refiner"``, ...; ``"unknown"`` when unreadable)."""
     from .checkpoint import Checkpoint, safetensors_shapes
     from .detect import detect_kind, yaml_unclip_override
 
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    markers = (*_CANDIDATE_MARKERS, _SD1_MARKER) if sd1 else _CANDIDATE_MARKERS
+    key = (str(path), stat.st_size, stat.st_mtime_ns, markers)
     with _kind_lock:
         if key in _kind_cache:
             return _kind_cache[key]
     try:
         if path.suffix.lower() == ".safetensors":
             shapes = safetensors_shapes(path)
-        elif _ckpt_is_candidate(path):
+        elif _ckpt_is_candidate(path, markers):
             shapes = Checkpoint.open(path).shapes
         else:
             shapes = {}
@@ -149,7 +152,10 @@ def scan(
         resolved = location.resolve()
         if resolved in seen_locations:
             return
-        kind = file_kind(location, config_root) if what == "file" else folder_kind(location, config_root)
+        if what == "file":
+            kind = file_kind(location, config_root, sd1=any(k.startswith("sd1") for k in kinds))
+        else:
+            kind = folder_kind(location, config_root)
         if kind not in kinds:
             return
         seen_locations.add(resolved)

@@ -198,3 +198,16 @@ def test_rest_backend_field(tiny_ipa, tmp_path) -> None:
     assert strip.status_code == 200 and len(strip.json()["images"]) == 2
     unclip = client.post("/reimagine/v1/variations", json=body)  # no backend: unCLIP, unchanged
     assert unclip.status_code == 200 and "IP-Adapter" not in json.loads(unclip.json()["info"])["infotexts"][0]
+
+
+def test_an_sd15_ckpt_is_a_base_too(tiny_ipa, tmp_path) -> None:
+    """Pickled SD 1.5 checkpoints are found (their pickle names ``cond_stage_model.transformer.*``), weights-only."""
+    import torch
+    from safetensors.torch import load_file
+
+    from extension.runtime import ip_adapter
+
+    models = _models(tiny_ipa, tmp_path)
+    torch.save({"state_dict": load_file(str(tiny_ipa.sd1))}, models / "Stable-diffusion" / "old-finetune.ckpt")
+    names = [choice.name for choice in _host(tiny_ipa, models).models(ip_adapter.IP_ADAPTER_KINDS)]
+    assert "old-finetune.ckpt + ip-adapter_sd15" in names
