@@ -161,6 +161,18 @@ def prompt_kwargs(pipe: Any, prompt: str, negative_prompt: str, batch: int, guid
     }
 
 
+def fresh_scheduler(pipe: Any, sampler: str, schedule: str) -> Any:
+    """A new scheduler for ``sampler``/``schedule`` on the model's config: a copy of one built once per pipeline
+    (``make_scheduler``'s ``from_config`` costs more than a whole tiny-model step; a copy is independent state)."""
+    import copy
+
+    templates = pipe.__dict__.setdefault("_reimagine_schedulers", {})
+    key = (sampler, schedule)
+    if key not in templates:
+        templates[key] = make_scheduler(dict(pipe.scheduler.config), sampler, schedule)
+    return copy.deepcopy(templates[key])
+
+
 def img2img_pipeline(pipe: Any) -> Any:
     """The img2img pipeline on the same components (made once, kept as ``pipe.reimagine_img2img``)."""
     cached = getattr(pipe, "reimagine_img2img", None)
@@ -290,7 +302,7 @@ class IPAdapterVariation:
             seeds = all_seeds[batch * request.batch_size : (batch + 1) * request.batch_size]
             # 3-4: per-seed variation noise; the unconditional rows first
             embeds = adapter_embeds(vary_features(features, options.variation_strength, seeds), uncond, guided)
-            scheduler = make_scheduler(dict(pipe.scheduler.config), request.sampler_name, request.scheduler)
+            scheduler = fresh_scheduler(pipe, request.sampler_name, request.scheduler)
             seed_noise(scheduler, seeds)
             steps = _Steps(progress, should_stop, preview)
             # 5-6: adapter scale, diffusers' own loop
