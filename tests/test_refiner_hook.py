@@ -174,11 +174,12 @@ def test_accordion_controls_and_honest_steps(site: StubWebUI) -> None:
         assert labels["Aesthetic score"] == 6.0 and labels["Negative aesthetic score"] == 2.5
         assert labels["Refiner CFG scale (0 = same as the base)"] == 0.0
         assert controls[2].elem_id.startswith("script_img2img_" if is_img2img else "script_txt2img_")
-    refiner = core("webui.refiner")
-    assert "Will run 10 refiner steps" in refiner.steps_note(10, 0.25)  # steps run, whatever the strength
-    assert "Will run 10 refiner steps" in refiner.steps_note(10, 0.9)
-    assert "Strength 0" in refiner.steps_note(10, 0)
-    assert "after sampling" in refiner.INFO and "both can be on" in refiner.INFO  # next to the native Refiner
+    steps_note = core("webui.refiner.accordion").steps_note
+    assert "Will run 10 refiner steps" in steps_note(10, 0.25)  # steps run, whatever the strength
+    assert "Will run 10 refiner steps" in steps_note(10, 0.9)
+    assert "Strength 0" in steps_note(10, 0)
+    info = core("webui.refiner.controls").INFO
+    assert "after sampling" in info and "both can be on" in info  # next to the native Refiner
 
 
 def test_refresh_button_finds_new_models(site: StubWebUI, tiny: Any) -> None:
@@ -292,6 +293,56 @@ def test_hires_fix_and_pixel_choice_use_pixel_mode(site: StubWebUI, tmp_path: Pa
     assert params(hires.infotexts[0])[f"{PREFIX} mode"] == "Pixel"  # post_sample got decoded images
     _, chosen = tab.generate(tab.args(ON, mode="Pixel"), tmp_path / "pixel", sdxl=True)
     assert params(chosen.infotexts[0])[f"{PREFIX} mode"] == "Pixel"
+
+
+def test_a_chosen_latent_that_cannot_run_says_why(site: StubWebUI, tmp_path: Path) -> None:
+    """Auto's Pixel is plain; an explicit Latent that ran as Pixel says why (the WebUI decoded the Hires pass's
+    latents itself, or the base is not SDXL), and pasting it back restores Latent."""
+    from modules import infotext_utils
+
+    tab = Tab(site)
+    runs = {
+        "auto-hires": (tab.args(ON), True, True),
+        "latent-hires": (tab.args(ON, mode="Latent"), True, True),
+        "latent-sd15": (tab.args(ON, mode="Latent"), False, False),
+        "latent-sdxl": (tab.args(ON, mode="Latent"), True, False),
+    }
+    texts = {}
+    for name, (args, sdxl, hires) in runs.items():
+        _, processed = tab.generate(args, tmp_path / name, sdxl=sdxl, hires=hires)
+        texts[name] = processed.infotexts[0]
+    modes = {name: params(text)[f"{PREFIX} mode"] for name, text in texts.items()}
+    assert modes == {
+        "auto-hires": "Pixel",
+        "latent-hires": "Pixel (Hires fix)",
+        "latent-sd15": "Pixel (base not SDXL)",
+        "latent-sdxl": "Latent",
+    }
+    infotext_utils.add_paste_fields("txt2img", None, list(tab.runner.infotext_fields))
+    mode = dict(zip(REFINER.params, tab.script.controls))["mode"]
+    pasted = {name: infotext_utils.paste_infotext("txt2img", text)[mode] for name, text in texts.items()}
+    assert pasted == {"auto-hires": "Pixel", "latent-hires": "Latent", "latent-sd15": "Latent", "latent-sdxl": "Latent"}
+    # the pasted controls make the same image, note included
+    values = [infotext_utils.paste_infotext("txt2img", texts["latent-hires"])[c] for c in tab.script.controls]
+    values[-1] = False
+    _, again = tab.generate(tab.args(values), tmp_path / "again", sdxl=True, hires=True)
+    assert again.infotexts[0] == texts["latent-hires"]
+
+
+@pytest.mark.parametrize("sdxl", [False, True], ids=["pixel", "latent"])
+def test_values_are_checked_once_per_job(
+    site: StubWebUI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdxl: bool
+) -> None:
+    """2 batches x 2 images: the refiner's values go through the table's validator once, in ``process``."""
+    table = core("params").REFINER
+    real = table.validate
+    calls: list[Any] = []
+    monkeypatch.setattr(table, "validate", lambda *a, **k: calls.append(a) or real(*a, **k))
+    tab = Tab(site)
+    _, processed = tab.generate(tab.args(ON), tmp_path, sdxl=sdxl, n_iter=2, batch_size=2)
+    texts = processed.infotexts[processed.index_of_first_image :]
+    assert [params(text)[f"{PREFIX} mode"] for text in texts] == ["Latent" if sdxl else "Pixel"] * 4
+    assert len(calls) == 1
 
 
 def test_img2img_tab_too(site: StubWebUI, tmp_path: Path) -> None:
@@ -651,7 +702,7 @@ def test_xyz_plot_gets_strength_steps_and_model_axes(site: StubWebUI, tmp_path: 
         template = processing.StableDiffusionProcessingTxt2Img(prompt="x")
         ours[f"{PREFIX} strength"].apply(template, strength, [0.2, 0.4])
         ours[f"{PREFIX} steps"].apply(template, 1, [1])
-        cells.append(getattr(template, core("webui.refiner").XYZ_ATTR))
+        cells.append(getattr(template, core("webui.refiner.controls").XYZ_ATTR))
     assert cells == [{"strength": 0.2, "steps": 1}, {"strength": 0.4, "steps": 1}]
     p = tab.args(model=REFINER_FILE)  # accordion off: the axis switches the post-pass on for its cells
     _, processed = tab.generate(p, tmp_path, reimagine_refiner_xyz=cells[1])
