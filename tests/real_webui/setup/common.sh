@@ -45,6 +45,7 @@ checkout_at() {
     [[ $(git -C "$dest" rev-parse HEAD) == "$commit" ]] || die "$dest exists but is not at $commit"
     return 0
   fi
+  [[ -e $dest ]] && die "$dest exists but is not a git checkout: move it away"
   git clone -q --no-checkout "$src" "$dest"
   # mirrors without their large binaries (sample PNGs, BLIP.gif) report the missing blobs here; nothing reads them
   git -C "$dest" -c advice.detachedHead=false checkout -q "$commit" 2>&1 \

@@ -57,10 +57,28 @@ def open_extensions(page, url: str, sub: str) -> None:
     page.wait_for_timeout(500)
 
 
-def wait_back(url: str, log: str | None, before: int, timeout: float) -> float:
+def log_size(log: str | None) -> int:
+    return os.path.getsize(log) if log and os.path.exists(log) else 0
+
+
+def log_since(log: str | None, offset: int) -> str:
+    if not log or not os.path.exists(log):
+        return ""
+    with open(log, errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def wait_back(url: str, log: str | None, before: int, offset: int, timeout: float) -> float:
+    """Seconds until the relaunched WebUI is back. With a log, nothing is requested before its new ``Startup time:``
+    line: A1111 v1.10.1 dies ("Cannot add middleware after an application has started") when a request reaches it
+    between gradio's launch and its API setup. A ``launch.py exited N`` line (N != 0, setup/webui.sh's loop) fails
+    at once."""
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if answers(url) and (log is None or startups(log) > before):
+        if re.search(r"^===== launch\.py exited [1-9]", log_since(log, offset), re.M):
+            raise SystemExit(f"the WebUI exited during the restart: see {log}")
+        if (log is None or startups(log) > before) and answers(url):
             return time.time() - t0
         time.sleep(1)
     raise SystemExit(f"the WebUI was not back within {timeout:.0f} s")
@@ -122,10 +140,17 @@ def main() -> None:
         label = apply.first.inner_text().strip()
         if label != "Apply and restart UI":
             raise SystemExit(f'the button reads "{label}": start the WebUI in a relaunch loop (setup/webui.sh)')
-        before = startups(a.log)
+        before, offset = startups(a.log), log_size(a.log)
         apply.first.click()
-        time.sleep(5)  # let the old server go down before polling
-        print(f"restarted: back after {wait_back(url, a.log, before, a.timeout):.0f} s", flush=True)
+        # the old page pings the server every 0.5 s to reload itself: once the old process is gone, leave the page,
+        # so that no request reaches the relaunching WebUI too early (see wait_back)
+        t0 = time.time()
+        while a.log and "===== relaunch" not in log_since(a.log, offset) and time.time() - t0 < 60:
+            time.sleep(0.2)
+        page.goto("about:blank")
+        time.sleep(0 if a.log else 5)
+        back = wait_back(url, a.log, before, offset, a.timeout)
+        print(f"restarted: back after {back:.0f} s", flush=True)
 
         open_extensions(page, url, "Installed")
         page.wait_for_selector(f"#extensions_installed_html :text('{a.name}')", timeout=120_000)
