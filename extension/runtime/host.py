@@ -378,8 +378,8 @@ class Host(ABC):
         return None
 
     def memory_flags(self) -> Any:
-        """The user's / WebUI's memory and precision flags (``extension.engine.memory.MemoryFlags``; none here)."""
-        from ..engine.memory import MemoryFlags
+        """The user's / WebUI's memory and precision flags (``extension.device.memory.MemoryFlags``; none here)."""
+        from ..device.memory import MemoryFlags
 
         return MemoryFlags()
 
@@ -392,8 +392,8 @@ class Host(ABC):
         return False
 
     def memory_plan(self, choice: ModelChoice, role: str, params: dict[str, Any] | None = None) -> Any:
-        """The memory plan for a job with ``choice`` (``extension.engine.memory.decide``), logged at INFO."""
-        from ..engine.memory import decide, job_for
+        """The memory plan for a job with ``choice`` (``extension.device.memory.decide``), logged at INFO."""
+        from ..device.memory import decide, job_for
 
         kind = choice.kind if choice.kind in ("unclip-h", "unclip-l") else role
         device = self.device()
@@ -414,9 +414,9 @@ class Host(ABC):
         log.info(line)
 
     def _place(self, pipe: Any, plan: Any, choice: ModelChoice, role: str) -> Any:
-        """Put ``pipe`` where ``plan`` says (``extension.engine.memory.apply_plan``; a pipeline under sequential
+        """Put ``pipe`` where ``plan`` says (``extension.device.memory.apply_plan``; a pipeline under sequential
         offload that needs another plan is reloaded)."""
-        from ..engine.memory import apply_plan
+        from ..device.memory import apply_plan
 
         if not hasattr(pipe, "enable_model_cpu_offload"):  # not a diffusers pipeline (test doubles)
             self._to_device(pipe)
@@ -424,7 +424,7 @@ class Host(ABC):
         compile_unet = self.compile_unet()
         device = self.device()
         if device is None:
-            from ..engine.precision import pick
+            from ..device.precision import pick
 
             device = pick().device
         try:
@@ -437,7 +437,7 @@ class Host(ABC):
     def _to_device(self, pipe: Any) -> None:
         device = self.device()
         if device is None:
-            from ..engine.precision import pick
+            from ..device.precision import pick
 
             device = pick().device
         import torch

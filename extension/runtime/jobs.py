@@ -358,7 +358,7 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
 
 
 def _job_size(width: Any, height: Any, batch: int) -> dict[str, Any]:
-    """What the memory plan needs to know of a job (``engine.memory.job_for``); a missing side = the native one."""
+    """What the memory plan needs to know of a job (``device.memory.job_for``); a missing side = the native one."""
     return {"width": width, "height": height, "batch_size": batch}
 
 

@@ -250,7 +250,7 @@ class WebUIHost(Host):
     def dtype(self) -> Any:
         """float32 under ``--no-half`` / ``--precision full`` (Forge ``--all-in-fp32``); bfloat16 on CUDA under
         Forge's ``--unet-in-bf16`` or the setting "Reimagine weights on the GPU"; otherwise automatic (fp16 on
-        CUDA), as the memory plan assumes (``engine.memory``)."""
+        CUDA), as the memory plan assumes (``device.memory``)."""
         import torch
 
         flags = self.memory_flags()
@@ -321,7 +321,7 @@ class WebUIHost(Host):
         """``--medvram``/``--lowvram``/``--no-half-vae``... (A1111 ``shared.cmd_opts``; Forge also ``backend.args``)."""
         from modules import shared
 
-        from ..engine.memory import flags_from_args
+        from ..device.memory import flags_from_args
 
         forge_args = None
         if self.forge:
