@@ -89,6 +89,8 @@ build_models() {
   [[ -f $models/random-sd15.safetensors ]] || "${run[@]}" sd15 "$models/random-sd15.safetensors"
   local root
   root=$("${run[@]}" tiny "$dir/tiny" | tail -1)
+  # a build per version of tests/tiny_models.py and of the libraries: drop the older ones
+  find "$dir/tiny" -mindepth 1 -maxdepth 1 -name 'tiny-*' ! -path "$root" -exec rm -rf {} +
   # copies, not links: the extension names a linked model after the link's target
   cp -f "$root/single/unclip-h.safetensors" "$models/sd21-unclip-h-tiny.safetensors"
   cp -f "$root/single/sdxl-refiner.safetensors" "$models/sd_xl_refiner-tiny.safetensors"
