@@ -211,3 +211,24 @@ def test_an_sd15_ckpt_is_a_base_too(tiny_ipa, tmp_path) -> None:
     torch.save({"state_dict": load_file(str(tiny_ipa.sd1))}, models / "Stable-diffusion" / "old-finetune.ckpt")
     names = [choice.name for choice in _host(tiny_ipa, models).models(ip_adapter.IP_ADAPTER_KINDS)]
     assert "old-finetune.ckpt + ip-adapter_sd15" in names
+
+
+def test_paste_back_selects_the_checkpoint_and_adapter(tiny_ipa, tmp_path) -> None:
+    from extension.ui import tab
+
+    host = _host(tiny_ipa, _models(tiny_ipa, tmp_path))
+    built = tab.build(host)
+    c = built.components
+    text = "a cat\nSteps: 2, Seed: 4, Model: my-finetune, Backend: IP-Adapter, IP-Adapter: ip-adapter-plus_sd15, "
+    text += "Image strength: 0.7"
+    params = infotext.parse(text)
+    pasted = {}
+    for component, key in built.paste_fields:
+        for name in ("model", "image_strength", "variation_strength"):
+            if component is c[name]:
+                pasted[name] = key(params) if callable(key) else params.get(key)
+    assert pasted["model"]["value"] == "my-finetune.safetensors + ip-adapter-plus_sd15"
+    assert pasted["image_strength"] == "0.7" and pasted["variation_strength"] == 0.0  # absent: no variation noise
+    unclip = infotext.parse("a cat\nSteps: 2, Seed: 4, Model: sd21-unclip-h, Noise level: 5")
+    model_field = next(key for component, key in built.paste_fields if component is c["model"])
+    assert model_field(unclip)["value"] == "sd21-unclip-h.safetensors"
