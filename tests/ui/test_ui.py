@@ -35,7 +35,7 @@ from tests.webui_stub.fixture import StubWebUI
 webui = webui_fixture.webui
 each_webui = webui_fixture.each_webui
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
