@@ -10,6 +10,8 @@ noised latents are handed in.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
@@ -19,8 +21,10 @@ import torch
 from PIL import Image
 
 from extension import infotext
+from extension.engine.samplers import resolved_schedule
 from extension.engine.unclip import VariationRequest, augmentation_noise, encode_image, generate
-from tests.test_oracles import UnetCalls, _diffusers_scheduler
+from extension.sampler_names import SAMPLERS, SCHEDULES
+from tests.engine.test_oracles import UnetCalls
 
 SIZE = 64
 
@@ -35,6 +39,17 @@ def pipe(tiny):
     from extension.loading import load_unclip
 
     return load_unclip(tiny.unclip_h.folder)
+
+
+def _diffusers_scheduler(model_config: dict, sampler: str):
+    """The sampler as diffusers' docs swap a scheduler (as tests/engine/test_oracles.py builds it): the model's
+    scheduler from its config file, then ``OtherScheduler.from_config(scheduler.config, **algorithm switches)``."""
+    import diffusers
+
+    model_scheduler = getattr(diffusers, model_config["_class_name"]).from_config(model_config)
+    spec = SAMPLERS[sampler]
+    overrides = {**spec.config, **SCHEDULES[resolved_schedule(sampler, "Automatic")]}
+    return getattr(diffusers, spec.scheduler_class).from_config(model_scheduler.config, **overrides)
 
 
 def _img2img_rule(steps: int, strength: float) -> int:
@@ -177,12 +192,20 @@ def test_rest_field_and_range(tiny, pipe) -> None:
 
     from extension import api
     from extension.loading import load_sdxl
-    from tests.test_api import FakeBackend, _b64
+    from tests.toplevel.test_api import FakeBackend
 
     app = FastAPI()
     api.add_routes(app, FakeBackend(pipe, load_sdxl(tiny.sdxl_refiner.folder, role="refiner")))
     client = TestClient(app)
-    body = {"images": [_b64(_image(2))], "steps": 2, "seed": 4, "width": SIZE, "height": SIZE}
+    buffer = io.BytesIO()
+    _image(2).save(buffer, format="PNG")
+    body = {
+        "images": [base64.b64encode(buffer.getvalue()).decode()],
+        "steps": 2,
+        "seed": 4,
+        "width": SIZE,
+        "height": SIZE,
+    }
     answer = client.post("/reimagine/v1/variations", json={**body, "keep_composition": 0.5})
     assert answer.status_code == 200, answer.text
     assert answer.json()["parameters"]["keep_composition"] == 0.5
@@ -210,7 +233,7 @@ def test_cli_option(tiny, tmp_path, capsys) -> None:
 
 def test_tab_widget_pastes_back(tmp_path) -> None:
     from extension.ui import tab
-    from tests.test_ui import FakeHost
+    from tests.ui.test_ui import FakeHost
 
     built = tab.build(FakeHost(tmp_path))
     widget = built.components["keep_composition"]
