@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -439,8 +439,3 @@ def job_for(kind: str, params: Mapping[str, Any] | None = None) -> Job:
         int(params.get("height") or side),
         int(params.get("batch_size") or params.get("batch") or 1),
     )
-
-
-def with_flags(flags: MemoryFlags, **changes: Any) -> MemoryFlags:
-    """A copy of ``flags`` with ``changes`` (tests and the CLI)."""
-    return replace(flags, **changes)
