@@ -233,7 +233,7 @@ def test_cli_option(tiny, tmp_path, capsys) -> None:
 
 def test_tab_widget_pastes_back(tmp_path) -> None:
     from extension.ui import tab
-    from tests.ui.test_ui import FakeHost
+    from tests.ui.fakes import FakeHost
 
     built = tab.build(FakeHost(tmp_path))
     widget = built.components["keep_composition"]
