@@ -6,7 +6,7 @@ usage: python tests/real_webui/walk.py --url http://127.0.0.1:7860 --name a1111 
 
 The WebUI must already run with the extension installed (Extensions -> Install from URL), with an SD 1.5 checkpoint
 loaded as the base, and with an unCLIP-H model and an SDXL refiner in ``models/Stable-diffusion`` (tiny ones are
-enough: ``shared/real-webuis/forge/make_tiny_models.py``, start the WebUI with ``REIMAGINE_CONFIG_ROOT``). Run it
+enough: ``tests/real_webui/setup/`` builds it all, see docs/real-webuis.md; the WebUI needs ``REIMAGINE_CONFIG_ROOT``). Run it
 with a python that has playwright (A1111's venv, Forge's ``pwvenv``); only the standard library is used besides.
 
 Steps (each one recorded as pass/fail with what was seen, the new WebUI log lines that look like errors, and the
@@ -68,7 +68,7 @@ BROWSER_ARGS = [
 TOP_TABS = "#tabs > .tab-nav > button"
 WAIT_S = 600  # one generation on a loaded 2-core CPU, model load included
 SEED = 1234
-# Console noise of the WebUIs themselves, offline (shared/reference/real-webui.md, real-forge.md)
+# Console noise of the WebUIs themselves, offline (docs/real-webuis.md, "The offline traps")
 IGNORED_CONSOLE = (
     "ERR_NAME_NOT_RESOLVED",
     "Failed to load resource",
