@@ -15,8 +15,8 @@ from .common import add_param
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    """``--backend``, ``--ip-adapter``, ``--image-encoder``, ``--image-strength``, ``--variation-strength``,
-    ``--keep-composition``."""
+    """``--backend``, ``--ip-adapter``, ``--image-encoder``, ``--image-strength``, ``--variation-strength`` (Keep
+    composition is a table option of both backends, ``--keep-composition``)."""
     add_param(parser, IP_ADAPTER["backend"])
     add_param(parser, IP_ADAPTER["ip_adapter"], "--ip-adapter", default=None)
     parser.add_argument(
@@ -28,13 +28,6 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     add_param(parser, IP_ADAPTER["image_strength"])
     add_param(parser, IP_ADAPTER["variation_strength"])
-    parser.add_argument(
-        "--keep-composition",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="IP-Adapter: start from the input's latent at img2img strength S (0 = off: pure noise)",
-    )
 
 
 def is_ip_adapter(args: argparse.Namespace) -> bool:
@@ -46,7 +39,7 @@ def options(args: argparse.Namespace) -> Any:
     """The checked :class:`IPAdapterOptions` (a ParamError, one line and exit 2, before any model is loaded)."""
     from ..engine.ip_adapter import IPAdapterOptions
 
-    return IPAdapterOptions(args.image_strength, args.variation_strength, args.keep_composition).validated()
+    return IPAdapterOptions(args.image_strength, args.variation_strength).validated()
 
 
 def load(args: argparse.Namespace, edit: Any = None) -> Any:

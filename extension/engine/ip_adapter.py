@@ -15,9 +15,10 @@ step:
    image (plus), as diffusers' ``encode_image``;
 5. **Image strength** is the adapter scale (``set_ip_adapter_scale``), 0 = the prompt alone;
 6. the prompt (WebUI syntax: emphasis, chunks, BREAK: ``engine/text_encoding.py``) and the features go to diffusers'
-   own ``__call__``: txt2img from pure noise, or with **Keep composition** ``s`` > 0 the img2img pipeline built from
-   the same components, starting from the first input's latent at strength ``s`` (``s`` × the steps are run);
-7. the latents are decoded as the unCLIP engine does (``engine/unclip.py`` ``decode``).
+   own ``__call__``: txt2img from pure noise, or with **Keep composition** ``k`` > 0 the img2img pipeline built from
+   the same components, starting from the first input's latents at denoising strength ``1 − k`` (as the unCLIP
+   engine: ``(1 − k)`` × the steps are sampled; ``k`` = 1 returns the input itself through the VAE);
+7. the latents are decoded, NaN-guarded (``engine/vae.py``).
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from .unclip import (
     InterpolationRequest,
     VariationRequest,
     build_infotext,
-    decode,
     fit_for_clip,
     mix_embeddings,
     output_size,
 )
+from .vae import decode_images, encode_mean
 
 PLUS_TEXT_DIFF = (
     "Edit by text needs a plain IP-Adapter (ip-adapter_sd15, ip-adapter_sdxl_vit-h): {adapter} is a 'plus' adapter, "
@@ -64,17 +65,12 @@ class IPAdapterOptions:
 
     image_strength: float = IP_ADAPTER["image_strength"].default  # the adapter scale: 0 = the prompt alone
     variation_strength: float = IP_ADAPTER["variation_strength"].default  # noise on the image features
-    composition: float = 0.0  # keep composition: img2img strength from the first input (0 = off, pure noise)
 
     def validated(self) -> IPAdapterOptions:
         """The same options checked against :data:`params.IP_ADAPTER` (:class:`ParamError` otherwise)."""
-        composition = self.composition
-        if isinstance(composition, bool) or not isinstance(composition, (int, float)) or not 0 <= composition <= 1:
-            raise ParamError(f"keep composition must be a number from 0 to 1, got {composition!r}")
         return IPAdapterOptions(
             IP_ADAPTER["image_strength"].coerce(self.image_strength),
             IP_ADAPTER["variation_strength"].coerce(self.variation_strength),
-            float(composition),
         )
 
 
@@ -290,13 +286,15 @@ class IPAdapterVariation:
         features = self.features(request)
         uncond = unconditional_features(pipe, features)
         # 6: txt2img, or img2img on the same components
-        runner = img2img_pipeline(pipe) if options.composition > 0 else pipe
+        keep = request.keep_composition
+        runner = img2img_pipeline(pipe) if keep > 0 else pipe
         call: dict[str, Any] = {"num_inference_steps": request.steps, "guidance_scale": request.cfg_scale}
-        if options.composition > 0:
-            call.update(image=composition_image(request.images[0], (width, height)), strength=options.composition)
+        if keep > 0:
+            call.update(image=composition_image(request.images[0], (width, height)), strength=round(1.0 - keep, 9))
         else:
             call.update(width=width, height=height)
         extra = infotext_items(pipe, options)
+        planned = planned_steps(request.steps, keep)
 
         for batch in range(request.n_iter):
             seeds = all_seeds[batch * request.batch_size : (batch + 1) * request.batch_size]
@@ -306,23 +304,31 @@ class IPAdapterVariation:
             seed_noise(scheduler, seeds)
             steps = _Steps(progress, should_stop, preview)
             # 5-6: adapter scale, diffusers' own loop
-            with _sampling_with(runner, scheduler, options.image_strength, embeds), torch.no_grad():
-                latents = runner(
-                    **call,
-                    **prompt_kwargs(pipe, request.prompt, request.negative_prompt, len(seeds), guided),
-                    ip_adapter_image_embeds=embeds,
-                    generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
-                    output_type="latent",
-                    callback_on_step_end=steps,
-                ).images
+            if planned == 0:  # Keep composition 1: nothing to sample, the input itself
+                start = encode_mean(pipe, call["image"], width, height)
+                latents = start.expand(len(seeds), *start.shape[1:])
+            else:
+                latents = self._sample(runner, request, call, scheduler, options, embeds, seeds, steps, guided)
             if steps.stopped:
                 yield Result(interrupted=True)
                 continue
             # 7: decode
-            with torch.no_grad():
-                images = decode(pipe, latents)
+            images = decode_images(pipe, latents)
             infotexts = [build_infotext(request, pipe, s, (width, height), extra) for s in seeds]
-            yield Result(images, infotexts, list(seeds), steps=planned_steps(request.steps, options.composition))
+            yield Result(images, infotexts, list(seeds), steps=planned)
+
+    def _sample(self, runner, request, call, scheduler, options, embeds, seeds, steps, guided) -> torch.Tensor:  # noqa: ANN001
+        """Steps 5-6: one diffusers call with the adapter scale and these rows of image features."""
+        pipe = self.pipe
+        with _sampling_with(runner, scheduler, options.image_strength, embeds), torch.no_grad():
+            return runner(
+                **call,
+                **prompt_kwargs(pipe, request.prompt, request.negative_prompt, len(seeds), guided),
+                ip_adapter_image_embeds=embeds,
+                generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+                output_type="latent",
+                callback_on_step_end=steps,
+            ).images
 
     def __call__(
         self,
@@ -335,7 +341,7 @@ class IPAdapterVariation:
     ) -> Result:
         """All ``n_iter × batch_size`` variations; a stop returns the finished batches (``interrupted=True``)."""
         request = request.validated()
-        per_batch = planned_steps(request.steps, (options or IPAdapterOptions()).composition)
+        per_batch = planned_steps(request.steps, request.keep_composition)
         total = request.n_iter * per_batch
         result = Result()
 
@@ -370,9 +376,12 @@ def ip_adapter_batches(options: IPAdapterOptions) -> Callable[..., Iterator[Resu
     return batches
 
 
-def planned_steps(steps: int, composition: float) -> int:
-    """Sampling steps one batch runs: all of them, or img2img's ``int(steps · s)``."""
-    return min(int(steps * composition), steps) if composition > 0 else steps
+def planned_steps(steps: int, keep_composition: float) -> int:
+    """Sampling steps one batch runs: all of them, or img2img's ``int(steps · (1 − k))`` (diffusers'
+    ``get_timesteps``)."""
+    if keep_composition <= 0:
+        return steps
+    return min(int(steps * round(1.0 - keep_composition, 9)), steps)
 
 
 def infotext_items(pipe: Any, options: IPAdapterOptions) -> dict[str, Any]:
@@ -384,7 +393,6 @@ def infotext_items(pipe: Any, options: IPAdapterOptions) -> dict[str, Any]:
         "IP-Adapter": getattr(adapter, "name", None),
         "Image strength": format_number(options.image_strength),
         "Variation strength": format_number(options.variation_strength) if options.variation_strength else None,
-        "Keep composition": format_number(options.composition) if options.composition else None,
     }
 
 
@@ -409,7 +417,8 @@ def interpolate(
     )
     settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
     variation = IPAdapterVariation(pipe)
-    per_frame = planned_steps(settings.validated().steps, (options or IPAdapterOptions()).composition)
+    checked = settings.validated()
+    per_frame = planned_steps(checked.steps, checked.keep_composition)
     result = Result()
     for frame in range(frames):
         t = frame / (frames - 1)

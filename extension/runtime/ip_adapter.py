@@ -99,12 +99,12 @@ def strip(options: Any) -> Callable[..., Any]:
     return lambda pipe, request, **callbacks: interpolate(pipe, request, options, **callbacks)
 
 
-def extra_params(settings: dict[str, Any], pipe: Any, options: Any) -> dict[str, Any]:
-    """A run's own infotext keys (``GenerationInfo.extra_generation_params``): unCLIP's noise level and CLIP fit, or
-    with ``options`` the IP-Adapter backend's (``engine/ip_adapter.py`` ``infotext_items``)."""
-    extra = {"Noise level": settings["noise_level"], "CLIP fit": settings["fit"]}
-    if options is not None:
-        from ..engine.ip_adapter import infotext_items
+def extra_params(extra: dict[str, Any], pipe: Any, options: Any) -> dict[str, Any]:
+    """A run's own infotext keys (``GenerationInfo.extra_generation_params``): ``extra`` as the unCLIP run writes
+    them, with ``options`` the IP-Adapter backend's instead of unCLIP's (``engine/ip_adapter.py`` ``infotext_items``)."""
+    if options is None:
+        return extra
+    from ..engine.ip_adapter import infotext_items
 
-        extra.update(infotext_items(pipe, options))
-    return {key: value for key, value in extra.items() if value is not None}
+    merged = {**extra, **infotext_items(pipe, options)}
+    return {key: value for key, value in merged.items() if value is not None}

@@ -202,7 +202,7 @@ def test_variation_matches_diffusers_load_ip_adapter(tiny_ipa, adapter) -> None:
 
 @pytest.mark.parametrize("adapter", ["ip-adapter_sd15.safetensors", "ip-adapter-plus_sdxl_vit-h.bin"])
 def test_keep_composition_matches_diffusers_img2img(tiny_ipa, adapter) -> None:
-    image, strength = _image(4, 64), 0.6
+    image, keep = _image(4, 64), 0.4  # keep composition k: img2img at denoising strength 1 - k
     pipe = _pipe(tiny_ipa, adapter)
     calls = []
     handle = pipe.unet.register_forward_hook(lambda *_: calls.append(1))
@@ -210,16 +210,15 @@ def test_keep_composition_matches_diffusers_img2img(tiny_ipa, adapter) -> None:
         ours = IPAdapterVariation(pipe)(
             VariationRequest(
                 images=[image], prompt="a cat", negative_prompt="blurry", steps=5, seed=SEED, cfg_scale=CFG,
-                sampler_name="Euler", width=64, height=64,
+                sampler_name="Euler", width=64, height=64, keep_composition=keep,
             ),
-            IPAdapterOptions(composition=strength),
         ).images[0]  # fmt: skip
     finally:
         handle.remove()
-    assert len(calls) == int(5 * strength)  # s × the steps (CFG is one batched call)
+    assert len(calls) == int(5 * (1 - keep))  # (1 - k) × the steps (CFG is one batched call)
     ref = _reference(tiny_ipa, adapter, img2img=True)
     expected = ref(
-        prompt="a cat", negative_prompt="blurry", image=image, strength=strength,
+        prompt="a cat", negative_prompt="blurry", image=image, strength=1 - keep,
         ip_adapter_image=image.resize((32, 32), Image.BICUBIC), num_inference_steps=5, guidance_scale=CFG,
         generator=torch.Generator("cpu").manual_seed(SEED),
     ).images[0]  # fmt: skip
@@ -352,3 +351,17 @@ def test_text_diffs_use_the_unclip_h_text_tower_and_change_only_the_embedding(ti
     no_tower = _pipe(tiny_ipa, "ip-adapter_sd15.safetensors", encoder="file")
     with pytest.raises(ParamError, match="sd21-unclip-h"):
         IPAdapterVariation(no_tower)(VariationRequest(**common, edit=TextDiff("a red car", "a photo", 0.5)))
+
+
+def test_keep_composition_one_returns_the_input_without_sampling(tiny_ipa) -> None:
+    pipe = _pipe(tiny_ipa, "ip-adapter_sd15.safetensors")
+    calls = []
+    handle = pipe.unet.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        result = IPAdapterVariation(pipe)(
+            VariationRequest(images=[_image(4, 64)], steps=5, seed=SEED, width=64, height=64, keep_composition=1.0)
+        )
+    finally:
+        handle.remove()
+    assert calls == [] and result.steps == 0 and result.images[0].size == (64, 64)
+    assert "Keep composition: 1" in result.infotexts[0]
