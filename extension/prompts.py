@@ -281,5 +281,8 @@ def count_tokens(tokenizer: Any, text: str) -> tuple[int, int]:
 def _comma_id(tokenizer: Any) -> int | None:
     """The id of ``,</w>`` (None if the vocabulary has none), without ``get_vocab()``: that builds a 49,408-entry
     dict on every call (4 ms per prompt on a CPU; the IP-Adapter bench, bench/bench_ip_adapter.py, showed it)."""
-    token = tokenizer.convert_tokens_to_ids(",</w>")
-    return None if token is None or token == tokenizer.unk_token_id else int(token)
+    convert = getattr(tokenizer, "convert_tokens_to_ids", None)
+    if convert is None:  # a tokenizer-like object with a vocabulary only
+        return tokenizer.get_vocab().get(",</w>")
+    token = convert(",</w>")
+    return None if token is None or token == getattr(tokenizer, "unk_token_id", None) else int(token)
