@@ -18,7 +18,8 @@ step:
    own ``__call__``: txt2img from pure noise, or with **Keep composition** ``k`` > 0 the img2img pipeline built from
    the same components, starting from the first input's latents at denoising strength ``1 − k`` (as the unCLIP
    engine: ``(1 − k)`` × the steps are sampled; ``k`` = 1 returns the input itself through the VAE);
-7. the latents are decoded, NaN-guarded (``engine/vae.py``).
+7. the latents are decoded, NaN-guarded (``engine/vae.py``); an SDXL base's batch also hands its latents on
+   (:class:`IPAdapterResult`), so that "Refine with SDXL" can refine them in latent mode, as the txt2img post-pass does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -57,6 +58,20 @@ NO_TEXT_TOWER = (
     "embedder is the image encoder"
 )
 _VARIATION_SEED_OFFSET = 0x1DA  # the variation noise is not the latent noise stream of the same seed
+
+
+@dataclass
+class IPAdapterResult(Result):
+    """A batch's :class:`Result` plus, for an SDXL base, its latents before decoding (the UNet's space, on the CPU,
+    one row per image) tagged ``latent_family="sdxl"`` (what ``engine/refiner.py`` ``RefineRequest`` takes)."""
+
+    latents: torch.Tensor | None = field(default=None, repr=False)
+    latent_family: str = ""
+
+
+def latent_family(pipe: Any) -> str:
+    """``"sdxl"`` for an SDXL base (the refiner's latent space), ``"sd1"`` otherwise."""
+    return "sdxl" if getattr(pipe, "text_encoder_2", None) is not None else "sd1"
 
 
 @dataclass
@@ -315,7 +330,9 @@ class IPAdapterVariation:
             # 7: decode
             images = decode_images(pipe, latents)
             infotexts = [build_infotext(request, pipe, s, (width, height), extra) for s in seeds]
-            yield Result(images, infotexts, list(seeds), steps=planned)
+            family = latent_family(pipe)
+            kept = latents.detach().to("cpu").contiguous() if family == "sdxl" else None
+            yield IPAdapterResult(images, infotexts, list(seeds), steps=planned, latents=kept, latent_family=family)
 
     def _sample(self, runner, request, call, scheduler, options, embeds, seeds, steps, guided) -> torch.Tensor:  # noqa: ANN001
         """Steps 5-6: one diffusers call with the adapter scale and these rows of image features."""

@@ -108,3 +108,38 @@ def extra_params(extra: dict[str, Any], pipe: Any, options: Any) -> dict[str, An
 
     merged = {**extra, **infotext_items(pipe, options)}
     return {key: value for key, value in merged.items() if value is not None}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Latents kept for "Refine with SDXL" (latent mode on an SDXL base's outputs)
+
+KEPT_LATENTS = "reimagine_kept_latents"  # the host attribute: {infotext: [1, 4, h, w] latents} of the last batch
+LATENTS_NOT_KEPT = "latents not kept"
+"""Why an SDXL base's output is refined as Pixel: it is not from the last batch (``Refiner post-pass mode: Pixel
+(latents not kept)``, as the txt2img hook says ``Pixel (Hires fix)``)."""
+
+
+def forget_latents(host: Any) -> None:
+    """Drop the kept latents (a new job starts)."""
+    setattr(host, KEPT_LATENTS, {})
+
+
+def keep_latents(host: Any, result: Any) -> None:
+    """Keep the latents of ``result`` (an SDXL base's batch, ``engine/ip_adapter.py`` ``IPAdapterResult``) by
+    infotext, in place of any kept before: memory stays bounded by one batch."""
+    latents = getattr(result, "latents", None)
+    if latents is None or getattr(result, "latent_family", "") != "sdxl":
+        return
+    setattr(host, KEPT_LATENTS, {text: latents[i : i + 1] for i, text in enumerate(result.infotexts)})
+
+
+def kept_latents(host: Any, text: str) -> Any:
+    """The kept SDXL latents ``[1, 4, h, w]`` of the output whose infotext is ``text``, or None."""
+    return getattr(host, KEPT_LATENTS, {}).get(text) if text else None
+
+
+def from_sdxl_adapter(text: str) -> bool:
+    """Whether an infotext is an IP-Adapter output of an SDXL base (its adapter is an ``sdxl`` one)."""
+    from .. import infotext
+
+    return "sdxl" in (infotext.parse(text).get("IP-Adapter") or "").lower() if text else False

@@ -263,6 +263,7 @@ def generate(host: Host, args: Sequence[Any], engine: Engine | None = None) -> t
     engine = (engine or Engine()).resolved()
     control = host.control()
     outputs = Outputs(GenerationInfo())
+    ip_adapter.forget_latents(host)  # "Refine with SDXL" finds the latents of this job's last batch only
     try:
         values = TabValues.from_args(args)
         if values.mode == MODE_INTERPOLATION:
@@ -305,6 +306,7 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
         )
         for batch, result in enumerate(batches):
             _collect(host, control, outputs, result)
+            ip_adapter.keep_latents(host, result)  # an SDXL base's: "Refine with SDXL" refines them in latent mode
             skipped = result.interrupted and control.skipped and not control.interrupted
             last = batch + 1 == request.n_iter
             if (result.interrupted and not skipped) or (not last and (control.interrupted or control.stopping)):
@@ -420,8 +422,9 @@ def refine_selected(
     steps: Any,
     engine: Engine | None = None,
 ) -> tuple[list[Any], str, str, str]:
-    """The "Refine with SDXL" button: the selected output through the SDXL refiner post-pass (pixel mode, 1024² class).
-    The batch stays in the gallery and the refined image is added after it (the tab's JavaScript then selects it), as
+    """The "Refine with SDXL" button: the selected output through the SDXL refiner post-pass: in latent mode when it is
+    an SDXL base's output of the last batch (its latents were kept: no VAE round trip, the base's size), else in pixel
+    mode at the 1024² class (an SDXL base's older output says why: ``Pixel (latents not kept)``). The batch stays in the gallery and the refined image is added after it (the tab's JavaScript then selects it), as
     the WebUI keeps a batch visible; the generation info grows to match, so selecting any image still shows its own
     infotext and seed."""
     engine = (engine or Engine()).resolved()
@@ -434,7 +437,12 @@ def refine_selected(
             raise ParamError("Generate an image first (or select one in the gallery), then refine it.")
         text = selected_infotext(generation_info, position) or image.info.get("parameters", "")
         outputs.info, outputs.planned = GenerationInfo(), 1
-        _refine_images(host, control, [(image, text)], model, strength, steps, engine, outputs, resize=True)
+        latents = ip_adapter.kept_latents(host, text)
+        fallback = ip_adapter.LATENTS_NOT_KEPT if latents is None and ip_adapter.from_sdxl_adapter(text) else ""
+        _refine_images(
+            host, control, [(image, text)], model, strength, steps, engine, outputs,
+            resize=latents is None, latents=latents, fallback=fallback,
+        )  # fmt: skip
     except ReimagineError as error:
         outputs.error = str(error)
     refined, info, shown, log = outputs.values()
@@ -502,7 +510,11 @@ def _refine_images(
     *,
     resize: bool,
     controls: dict[str, Any] | None = None,
+    latents: Any = None,
+    fallback: str = "",
 ) -> None:
+    """Refine ``images`` one by one (pixel mode), or, given the kept SDXL ``latents`` of the one image, those (latent
+    mode); ``fallback``: why an image that could have run in latent mode runs in pixel mode (its infotext says so)."""
     from ..engine.refiner import RefineRequest, planned_steps
 
     values = dict(controls or {})
@@ -517,11 +529,17 @@ def _refine_images(
             image = image.resize(refine_size(image.size, host.refine_area), _lanczos())
             text = _with_size(text, image.size)
         seed = values.get("seed", -1)
-        requests.append(RefineRequest.from_controls(values, text or None, seed, images=[image], mode="Pixel"))
+        inputs: dict[str, Any] = {"images": [image], "mode": "Pixel"}
+        if latents is not None:
+            inputs = {"latents": latents, "latent_family": "sdxl", "mode": "Latent"}
+        requests.append(RefineRequest.from_controls(values, text or None, seed, **inputs))
     choice = host.find(model, REFINER_KINDS)
     control.begin(len(requests), max(planned_steps(requests[0].steps, requests[0].strength), 1), "Refine with SDXL")
     outputs.info.sd_model_name = choice.stem
-    largest = max((image.size for request in requests for image in request.images), key=lambda size: size[0] * size[1])
+    sizes = [image.size for request in requests for image in request.images]
+    if latents is not None:
+        sizes.append((latents.shape[-1] * 8, latents.shape[-2] * 8))
+    largest = max(sizes, key=lambda size: size[0] * size[1])
     with host.pipeline(choice, "refiner", _job_size(*largest, 1)) as pipe:
         for number, request in enumerate(requests):
             if control.interrupted or (control.stopping and number > 0):
@@ -535,6 +553,10 @@ def _refine_images(
                 should_stop=control.should_stop_step,
                 preview=control.latent_preview(SDXL),
             )
+            if fallback:
+                result.infotexts = [
+                    _with_mode(text, f"{getattr(result, 'mode', 'Pixel')} ({fallback})") for text in result.infotexts
+                ]
             _collect(host, control, outputs, result)
             if result.interrupted and not (control.skipped and not control.interrupted):
                 outputs.interrupted = True
@@ -552,6 +574,17 @@ def _with_size(text: str, size: tuple[int, int]) -> str:
     prompt, negative = params.pop("Prompt"), params.pop("Negative prompt")
     if "Size" in params:
         params["Size"] = f"{size[0]}x{size[1]}"
+    return infotext.build(prompt, negative, params)
+
+
+def _with_mode(text: str, mode: str) -> str:
+    """``text`` with its refiner mode set to ``mode`` (``Pixel (latents not kept)``: why latent mode did not run)."""
+    from .. import infotext
+    from ..params import REFINER
+
+    params = infotext.parse(text)
+    prompt, negative = params.pop("Prompt"), params.pop("Negative prompt")
+    params[str(REFINER["mode"].infotext)] = mode
     return infotext.build(prompt, negative, params)
 
 
