@@ -144,7 +144,7 @@ class SDXLSteps(WalkPage):
         http(f"{self.url}/sdapi/v1/options", {k: v for k, v in SDXL_OPTIONS.items() if k in options}, timeout=60)
         self.note(f"options saved {self._saved_options}; set {SDXL_OPTIONS}")
         started = time.time()
-        self.choose("setting_sd_model_checkpoint", self.sdxl_model)
+        self._choose_checkpoint()
         # A1111 loads the checkpoint now (its progress shows on the page), Forge at the next generation
         deadline = time.time() + WAIT_S * 2
         while time.time() < deadline:
@@ -158,6 +158,23 @@ class SDXLSteps(WalkPage):
         self.note(f"sd_model_checkpoint = {options.get('sd_model_checkpoint')!r} after {time.time() - started:.0f} s")
         self.top_tab("txt2img")
         self._refiner_prefix = self._refiner_accordion()
+
+    def _choose_checkpoint(self) -> None:
+        """The checkpoint dropdown at the top: A1111 ``#setting_sd_model_checkpoint``, Forge the ``.model_selection``
+        dropdown labelled "Checkpoint" (no elem_id)."""
+        p = self.page
+        if p.locator("#setting_sd_model_checkpoint").count():
+            field = p.locator("#setting_sd_model_checkpoint input").first
+        else:
+            box = p.locator(".model_selection", has_text=re.compile(r"Checkpoint")).first
+            field = box.locator("input").first
+        field.click()
+        option = p.locator("ul.options li", has_text=self.sdxl_model).first
+        option.wait_for(state="visible", timeout=15_000)
+        option.click()
+        p.wait_for_timeout(500)
+        if self.sdxl_model not in field.input_value():
+            raise AssertionError(f"the checkpoint dropdown reads {field.input_value()!r}")
 
     def _refiner_accordion(self) -> str:
         p = self.page
