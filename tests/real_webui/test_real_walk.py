@@ -4,7 +4,8 @@ Skipped unless ``REIMAGINE_REAL_WEBUI_URL`` is set (CI never sets it). The WebUI
 installed and an unCLIP-H model and an SDXL refiner in its model folder (see walk.py and
 shared/real-webuis/README.md). Optional: ``REIMAGINE_REAL_WEBUI_NAME`` (screenshot prefix, default ``webui``),
 ``REIMAGINE_REAL_WEBUI_LOG`` (the WebUI's log: new error lines are reported per step), ``REIMAGINE_WALK_SHOTS``
-(screenshot folder, default /tmp/walk-shots).
+(screenshot folder, default /tmp/walk-shots); ``REIMAGINE_WALK_SDXL`` (an SDXL base checkpoint name: the SDXL steps),
+``REIMAGINE_WALK_WEBUI_DIR`` (the WebUI folder, to install the test-only VAE probe), ``REIMAGINE_WALK_ONLY=sdxl``.
 
     REIMAGINE_REAL_WEBUI_URL=http://127.0.0.1:7860 REIMAGINE_REAL_WEBUI_LOG=$HOME/a1111/logs/webui.log \\
         $HOME/a1111/venv/bin/python -m pytest tests/real_webui -p no:cacheprovider -s
@@ -39,6 +40,15 @@ def test_user_walk_through_the_real_webui() -> None:
     walk = _walk_module()
     name = os.environ.get("REIMAGINE_REAL_WEBUI_NAME", "webui")
     shots = Path(os.environ.get("REIMAGINE_WALK_SHOTS", "/tmp/walk-shots"))
-    results = walk.walk(URL, name, shots, os.environ.get("REIMAGINE_REAL_WEBUI_LOG"))
+    webui_dir = os.environ.get("REIMAGINE_WALK_WEBUI_DIR")
+    results = walk.walk(
+        URL,
+        name,
+        shots,
+        os.environ.get("REIMAGINE_REAL_WEBUI_LOG"),
+        sdxl=os.environ.get("REIMAGINE_WALK_SDXL", ""),
+        webui_dir=Path(webui_dir) if webui_dir else None,
+        only=os.environ.get("REIMAGINE_WALK_ONLY", ""),
+    )
     failed = [f"{r['step']}: {r['error']} (screenshot {r['screenshot']})" for r in results if not r["ok"]]
     assert not failed, "\n".join(failed)

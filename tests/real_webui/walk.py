@@ -3,6 +3,7 @@
 
 usage: python tests/real_webui/walk.py --url http://127.0.0.1:7860 --name a1111 [--log WEBUI_LOG]
                                        [--shots /tmp/walk-shots] [--json RESULTS.json]
+                                       [--sdxl CHECKPOINT --webui-dir WEBUI_DIR [--only sdxl]]
 
 The WebUI must already run with the extension installed (Extensions -> Install from URL), with an SD 1.5 checkpoint
 loaded as the base, and with an unCLIP-H model and an SDXL refiner in ``models/Stable-diffusion`` (tiny ones are
@@ -33,6 +34,13 @@ browser's console errors; a screenshot after each):
 4. ``api``: POST /sdapi/v1/txt2img with the refiner's alwayson args (200 + our keys), and a bad value (strength 5):
    a 4xx or a clear ``Refiner post-pass error`` in the infotext, never a 500.
 
+5. Opt-in (``--sdxl``, env ``REIMAGINE_WALK_SDXL``: the name of a full-size SDXL base, ``make_sdxl_base.py``): the
+   SDXL steps of ``walk_sdxl.py`` (Latent, Pixel, Hires fix, batch 2x2, progress + live preview through the post-pass,
+   Interrupt during it, memory, send to Reimagine), with VAE call counts and peak RSS from the test-only
+   ``vae_probe/`` extension (installed into ``--webui-dir``/extensions, env ``REIMAGINE_WALK_WEBUI_DIR``). A summary
+   goes to ``<shots>/<name>-sdxl-report.json``. ``--only sdxl`` (env ``REIMAGINE_WALK_ONLY``) skips steps 1-4.
+
+Modules: ``walk_page.py`` (helpers, recorder, page actions), ``walk_steps.py`` (steps 1-4), ``walk_sdxl.py`` (5).
 Exit status 0 when every step passed. Models are found through the extension's ``GET /reimagine/v1/models``.
 No timing is checked; waits are generous (CPU WebUIs are slow).
 """

@@ -143,6 +143,8 @@ class SDXLSteps(WalkPage):
         self._saved_options = {k: options[k] for k in [*SDXL_OPTIONS, OPT_MEMORY] if k in options}
         http(f"{self.url}/sdapi/v1/options", {k: v for k, v in SDXL_OPTIONS.items() if k in options}, timeout=60)
         self.note(f"options saved {self._saved_options}; set {SDXL_OPTIONS}")
+        if self.log.path and self.log.path.exists():  # the memory-plan lines are read from here on
+            self._sdxl_log_offset = self.log.path.stat().st_size
         started = time.time()
         self._choose_checkpoint()
         # A1111 loads the checkpoint now (its progress shows on the page), Forge at the next generation
