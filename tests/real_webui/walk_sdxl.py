@@ -259,9 +259,13 @@ class SDXLSteps(WalkPage):
             "refiner_infotext": [_refiner_part(t) for t in infotexts[:4]],
             "vae_calls": probe.get("counts", {}),
             "peak_rss_gib": round(probe.get("rss_kb", {}).get("VmHWM", 0) / 1024**2, 2),
-            "progress": {k: watched.get(k) for k in ("bar", "refinerText", "texts")},
-            "percents": watched.get("percents", [])[-40:],
-            "refiner_percents": watched.get("refinerPercents", []),
+            "progress": {
+                "bar": watched.get("bar"),
+                "refinerText": watched.get("refinerText"),
+                "texts": [re.sub(r" ETA: .*", "", t) for t in _changes(watched.get("texts", []))],
+            },
+            "percents": _changes(watched.get("percents", [])),
+            "refiner_percents": _changes(watched.get("refinerPercents", [])),
             "refiner_preview_images": len(watched.get("refinerSrcs", [])),
             "log_lines": self._log_lines(r"memory plan|Refiner post-pass"),
         }
@@ -413,6 +417,11 @@ class SDXLSteps(WalkPage):
             ("sdxl-memory", "peak RSS: offload after each run vs keep resident", self.step_sdxl_memory),
             ("sdxl-send", "send the result to the Reimagine tab", self.step_sdxl_send),
         ]
+
+
+def _changes(values: list[Any]) -> list[Any]:
+    """``values`` without consecutive repeats (the page is polled every 100 ms)."""
+    return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
 
 
 def _refiner_part(text: str) -> str:
