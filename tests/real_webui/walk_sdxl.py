@@ -262,7 +262,7 @@ class SDXLSteps(WalkPage):
             "progress": {
                 "bar": watched.get("bar"),
                 "refinerText": watched.get("refinerText"),
-                "texts": [re.sub(r" ETA: .*", "", t) for t in _changes(watched.get("texts", []))],
+                "texts": _changes([re.sub(r" ETA: .*", "", t) for t in watched.get("texts", [])]),
             },
             "percents": _changes(watched.get("percents", [])),
             "refiner_percents": _changes(watched.get("refinerPercents", [])),
