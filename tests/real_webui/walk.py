@@ -38,7 +38,8 @@ browser's console errors; a screenshot after each):
    SDXL steps of ``walk_sdxl.py`` (Latent, Pixel, Hires fix, batch 2x2, progress + live preview through the post-pass,
    Interrupt during it, memory, send to Reimagine), with VAE call counts and peak RSS from the test-only
    ``vae_probe/`` extension (installed into ``--webui-dir``/extensions, env ``REIMAGINE_WALK_WEBUI_DIR``). A summary
-   goes to ``<shots>/<name>-sdxl-report.json``. ``--only sdxl`` (env ``REIMAGINE_WALK_ONLY``) skips steps 1-4.
+   goes to ``<shots>/<name>-sdxl-report.json``. ``--only sdxl`` (env ``REIMAGINE_WALK_ONLY``) skips steps 1-4; ``--sdxl-steps sdxl-latent,sdxl-hires`` (env
+   ``REIMAGINE_WALK_SDXL_STEPS``) runs only those SDXL steps.
 
 Modules: ``walk_page.py`` (helpers, recorder, page actions), ``walk_steps.py`` (steps 1-4), ``walk_sdxl.py`` (5).
 Exit status 0 when every step passed. Models are found through the extension's ``GET /reimagine/v1/models``.
@@ -67,6 +68,7 @@ class Walk(SDXLSteps, SD15Steps):
     """The page, the results and the checks."""
 
     only: str = ""  # "sdxl": the models step, then only the SDXL steps
+    sdxl_only: tuple[str, ...] = ()  # these SDXL steps (after sdxl-probe and sdxl-select); empty: all
 
     def run(self, image: Path) -> list[dict[str, Any]]:
         from playwright.sync_api import sync_playwright
@@ -135,7 +137,8 @@ class Walk(SDXLSteps, SD15Steps):
                 if self.sdxl_model:
                     try:
                         for key, title, fn in self.sdxl_steps():
-                            self.step(key, title, fn)
+                            if not self.sdxl_only or key in ("sdxl-probe", "sdxl-select", *self.sdxl_only):
+                                self.step(key, title, fn)
                     finally:
                         self.restore_sdxl_options()
                         (self.shots / f"{self.name}-sdxl-report.json").write_text(
@@ -156,16 +159,17 @@ def walk(
     sdxl: str = "",
     webui_dir: Path | None = None,
     only: str = "",
+    sdxl_steps: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Run every step against the WebUI at ``url``; return one result dict per step. ``sdxl``: a checkpoint name (or
     part of it) switches the SDXL steps on; ``webui_dir`` lets them install the VAE probe; ``only="sdxl"`` skips the
-    SD 1.5-base steps."""
+    SD 1.5-base steps; ``sdxl_steps`` picks some SDXL steps (probe and select always run)."""
     shots.mkdir(parents=True, exist_ok=True)
     image = shots / f"{name}-input.png"
     image.write_bytes(png_bytes())
     started = time.time()
     runner = Walk(url, name, shots, log)
-    runner.sdxl_model, runner.webui_dir, runner.only = sdxl, webui_dir, only
+    runner.sdxl_model, runner.webui_dir, runner.only, runner.sdxl_only = sdxl, webui_dir, only, sdxl_steps
     results = runner.run(image)
     print(f"[{name}] walk took {time.time() - started:.0f} s", flush=True)
     return results
