@@ -186,8 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sdxl", default=env("REIMAGINE_WALK_SDXL", ""), help="SDXL base checkpoint: the SDXL steps")
     parser.add_argument("--webui-dir", type=Path, default=env("REIMAGINE_WALK_WEBUI_DIR"), help="for the VAE probe")
     parser.add_argument("--only", default=env("REIMAGINE_WALK_ONLY", ""), choices=["", "sdxl"])
+    parser.add_argument(
+        "--sdxl-steps", default=env("REIMAGINE_WALK_SDXL_STEPS", ""), help="comma list, e.g. sdxl-latent,sdxl-hires"
+    )
     args = parser.parse_args(argv)
-    results = walk(args.url, args.name, args.shots, args.log, sdxl=args.sdxl, webui_dir=args.webui_dir, only=args.only)
+    results = walk(
+        args.url,
+        args.name,
+        args.shots,
+        args.log,
+        sdxl=args.sdxl,
+        webui_dir=args.webui_dir,
+        only=args.only,
+        sdxl_steps=tuple(s.strip() for s in args.sdxl_steps.split(",") if s.strip()),
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     print()
