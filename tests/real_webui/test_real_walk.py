@@ -5,7 +5,7 @@ installed and an unCLIP-H model and an SDXL refiner in its model folder (see wal
 shared/real-webuis/README.md). Optional: ``REIMAGINE_REAL_WEBUI_NAME`` (screenshot prefix, default ``webui``),
 ``REIMAGINE_REAL_WEBUI_LOG`` (the WebUI's log: new error lines are reported per step), ``REIMAGINE_WALK_SHOTS``
 (screenshot folder, default /tmp/walk-shots); ``REIMAGINE_WALK_SDXL`` (an SDXL base checkpoint name: the SDXL steps),
-``REIMAGINE_WALK_WEBUI_DIR`` (the WebUI folder, to install the test-only VAE probe), ``REIMAGINE_WALK_ONLY=sdxl``.
+``REIMAGINE_WALK_WEBUI_DIR`` (the WebUI folder, to install the test-only VAE probe), ``REIMAGINE_WALK_ONLY=sdxl``, ``REIMAGINE_WALK_SDXL_STEPS``.
 
     REIMAGINE_REAL_WEBUI_URL=http://127.0.0.1:7860 REIMAGINE_REAL_WEBUI_LOG=$HOME/a1111/logs/webui.log \\
         $HOME/a1111/venv/bin/python -m pytest tests/real_webui -p no:cacheprovider -s
@@ -49,6 +49,7 @@ def test_user_walk_through_the_real_webui() -> None:
         sdxl=os.environ.get("REIMAGINE_WALK_SDXL", ""),
         webui_dir=Path(webui_dir) if webui_dir else None,
         only=os.environ.get("REIMAGINE_WALK_ONLY", ""),
+        sdxl_steps=tuple(s for s in os.environ.get("REIMAGINE_WALK_SDXL_STEPS", "").split(",") if s),
     )
     failed = [f"{r['step']}: {r['error']} (screenshot {r['screenshot']})" for r in results if not r["ok"]]
     assert not failed, "\n".join(failed)
