@@ -121,7 +121,7 @@ NEO = [
     "scipy",
 ]
 
-# The schema fuzzer (tests/test_fuzz.py), in the pydantic-2 sessions (neo; newest gets it from the [test] extra): schemathesis 4 needs pydantic-2-era packages.
+# The schema fuzzer (tests/toplevel/test_fuzz.py), in the pydantic-2 sessions (neo; newest gets it from the [test] extra): schemathesis 4 needs pydantic-2-era packages.
 # hypothesis is pinned: newer ones changed an internal that hypothesis-jsonschema 0.23.1 (schemathesis' pin) uses.
 FUZZ = ["schemathesis==4.3.18", "hypothesis==6.135.33"]
 

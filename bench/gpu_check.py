@@ -7,7 +7,7 @@ CUDA: every cell of README's memory table. For no cap and caps of 24, 12, 8, 6 a
 (``torch.cuda.set_per_process_memory_fraction``) with no flag, and at 6 and 4 GB again with the flags the goals name
 (unCLIP-H: 4 GB ``--lowvram``, 6 GB ``--medvram``; refiner: 4 GB ``--lowvram``, 6 GB ``--medvram-sdxl``), runs
 Reimagine unCLIP-H 768² batch 1 and 4 and the refiner at 1024² on pixels and on latents, each with the plan from
-``extension.engine.memory`` applied by ``apply_plan``; prints the plan, its estimate, peak VRAM, seconds per image,
+``extension.device.memory`` applied by ``apply_plan``; prints the plan, its estimate, peak VRAM, seconds per image,
 NaN/black images and, without a cap, the ratio to plain diffusers on the same weights; writes all of it as JSON
 (``--json``). Random weights are built once per model and deep-copied per run; runs not started within
 ``--max-minutes`` are listed as skipped, so the whole check ends unattended in under 10 minutes.
@@ -89,7 +89,7 @@ CAPS = [(None, False), (24, False), (12, False), (8, False), (6, False), (6, Tru
 
 def _flags_for(kind: str, cap: int | None, flagged: bool):
     """The flag a goal names: unCLIP-H 4 GB ``--lowvram``, 6 GB ``--medvram``; refiner 6 GB ``--medvram-sdxl``."""
-    from extension.engine.memory import MemoryFlags
+    from extension.device.memory import MemoryFlags
 
     if not flagged:
         return MemoryFlags()
@@ -113,7 +113,7 @@ def _fresh(template, build):
 def run_cuda(args: argparse.Namespace) -> None:
     import torch
 
-    from extension.engine.memory import Job, apply_plan, plan
+    from extension.device.memory import Job, apply_plan, plan
 
     started = time.perf_counter()
     total = torch.cuda.get_device_properties(0).total_memory
@@ -196,7 +196,7 @@ def run_cpu(args: argparse.Namespace) -> None:
     """Model offload to the CPU itself: the hooks' overhead against the same pipeline without a plan."""
     import torch
 
-    from extension.engine.memory import MemoryPlan, apply_plan
+    from extension.device.memory import MemoryPlan, apply_plan
 
     torch.set_num_threads(args.threads)
     side = 256

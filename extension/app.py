@@ -93,6 +93,7 @@ def start(
     ``outdir``, ``config_root``, ``karlo_stats``, ``device``, …) are the :class:`~extension.ui.standalone.StandaloneHost`'s."""
     from . import security
     from .api import add_routes
+    from .runtime.backend import ApiBackend
     from .ui import compat
     from .ui.standalone import StandaloneHost
 
@@ -113,7 +114,7 @@ def start(
         )
     )
     security.install(app, security.allowed_host_names(listen, allowed_hosts), host.allowed_dirs())
-    add_routes(app, host)  # the REST API
+    add_routes(app, ApiBackend(host))  # the REST API
     return Running(demo=demo, app=app, host=host, url=local_url)
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .engine.samplers import SAMPLER_NAMES, SCHEDULE_NAMES
 from .errors import ParamError
+from .sampler_names import SAMPLER_NAMES, SCHEDULE_NAMES
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import ParamError
 from .images import decode_base64, normalized
 from .params import Param, ParamTable
 
@@ -283,11 +282,3 @@ async def run_watched(request: Any, work: Callable[[JobStop], Any], control: Any
         if not task.done() and not stop.cancelled.is_set() and await request.is_disconnected():
             stop.cancelled.set()
     return task.result()
-
-
-def check_value(param: Param, value: Any, origin: str) -> Any:
-    """``param.coerce(value)`` with ``origin`` (e.g. "the image's infotext") in the message."""
-    try:
-        return param.coerce(value)
-    except ParamError as error:
-        raise ParamError(f"{error} (from {origin})") from None

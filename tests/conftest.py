@@ -101,7 +101,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     """Tiny random-weight unCLIP -h/-l and SDXL base/refiner in every form (see tests/tiny_models.py).
 
     Built once per run in a pytest temp dir; with ``REIMAGINE_TINY_CACHE=/some/dir`` it is reused across runs (keyed by
-    a version string covering tiny_models.py and the library versions). Treat every path as read-only.
+    a version string covering tiny_models.py, tests/tiny/ and the library versions). Treat every path as read-only.
     """
     cache = os.environ.get("REIMAGINE_TINY_CACHE")
     base = Path(cache).expanduser() if cache else tmp_path_factory.mktemp("tiny")

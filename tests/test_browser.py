@@ -236,7 +236,7 @@ def test_app_object_takes_routes(app: Any) -> None:
     import json
     import urllib.request
 
-    from tests.test_webui_api import route_paths
+    from tests.webui.test_webui_api import route_paths
 
     assert "/reimagine/v1/models" in route_paths(app.app)  # extension.api registered on the standalone app
     with urllib.request.urlopen(app.url.rstrip("/") + "/reimagine/v1/models", timeout=30) as answer:

@@ -219,7 +219,7 @@ def test_the_apps_gradio_temp_folder_is_its_own(monkeypatch: pytest.MonkeyPatch)
     ],
 )
 def test_the_memory_plan_names_the_flag_as_this_webui_spells_it(cmd_opts, forge_args, flag, mode) -> None:
-    from extension.engine.memory import GiB, Job, flags_from_args, plan
+    from extension.device.memory import GiB, Job, flags_from_args, plan
 
     forge = SimpleNamespace(**forge_args) if forge_args is not None else None
     flags = flags_from_args(SimpleNamespace(**cmd_opts), forge)

@@ -220,8 +220,17 @@ def test_stub_is_removed_after_a_test() -> None:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The import graph, read from the source (AST), relative imports resolved: the layering README "How it is built" states.
+# Every module of extension/ is a node (top-level modules such as params.py too); function-level imports count.
 
-PACKAGES = ("engine", "loading", "runtime", "cli", "ui", "webui")
+PACKAGES = ("device", "engine", "loading", "runtime", "cli", "ui", "webui")
+LINE_LIMIT = 600  # lines per .py file in extension/, scripts/, tests/
+
+# What each layer must not import (README "How it is built"): the engines and the device policy know nothing of the
+# runtime, the UI, the WebUI or the CLI; the device policy knows nothing of the engines or the loaders either.
+FORBIDDEN = {
+    "device": ("engine", "loading", "runtime", "ui", "webui", "cli", "api", "rest", "app"),
+    "engine": ("runtime", "ui", "webui", "cli", "api", "rest", "app"),
+}
 
 
 def _module_name(path: Path) -> str:
@@ -246,7 +255,7 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 
 def _core_files() -> list[Path]:
-    return sorted((REPO_ROOT / "extension").rglob("*.py"))
+    return sorted(path for path in (REPO_ROOT / "extension").rglob("*.py") if "configs" not in path.parts)
 
 
 def _package_of(module: str) -> str | None:
@@ -254,28 +263,101 @@ def _package_of(module: str) -> str | None:
     return parts[1] if parts[0] == "extension" and len(parts) > 1 and parts[1] in PACKAGES else None
 
 
-def test_no_import_cycle_between_the_packages() -> None:
-    graph: dict[str, set[str]] = {package: set() for package in PACKAGES}
-    for path in _core_files():
-        source = _package_of(_module_name(path))
+def _unit_of(module: str) -> str:
+    """The package (``extension.engine``) or top-level module (``extension.params``) a module belongs to."""
+    return ".".join(module.split(".")[:2])
+
+
+def import_graph(files: list[Path]) -> dict[str, set[str]]:
+    """Module → the modules of ``files`` it imports (``from .engine import unclip`` → ``extension.engine.unclip``;
+    ``from .engine import Result`` → ``extension.engine``). A package's ``__init__`` runs before its submodules, but
+    that implicit edge is left out: an ``__init__`` that lazily imports its own submodules is no loop."""
+    known = {_module_name(path) for path in files}
+    graph: dict[str, set[str]] = {}
+    for path in files:
+        source = _module_name(path)
+        targets = graph.setdefault(source, set())
         for module, names in _imports(path):
-            targets = {_package_of(module)} | {_package_of(f"{module}.{name}") for name in names}
-            graph.setdefault(source or "", set()).update(t for t in targets if t and source and t != source)
-    # depth-first search for a back edge
-    state: dict[str, int] = {}
+            submodules = {f"{module}.{name}" for name in names} & known
+            if submodules:
+                targets |= submodules
+            if module in known and (not names or len(submodules) < len(names)):
+                targets.add(module)
+        targets.discard(source)
+    return graph
 
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
+
+def unit_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same graph between packages and top-level modules."""
+    units: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        units.setdefault(_unit_of(source), set()).update(
+            _unit_of(t) for t in targets if _unit_of(t) != _unit_of(source)
+        )
+    return units
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (``a -> b -> a``) per strongly connected component of more than one node (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
         for nxt in sorted(graph.get(node, ())):
-            assert state.get(nxt) != 1, f"import cycle: {' -> '.join([*trail, node, nxt])}"
-            if nxt not in state:
-                visit(nxt, [*trail, node])
-        state[node] = 2
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(_cycle_in(graph, set(component)))
 
-    for package in PACKAGES:
-        if package not in state:
-            visit(package, [])
-    assert "cli" not in graph["engine"] and "webui" not in graph["runtime"], graph
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return found
+
+
+def _cycle_in(graph: dict[str, set[str]], component: set[str]) -> list[str]:
+    """A shortest path from the component's first node back to itself (breadth-first, inside the component)."""
+    start = min(component)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for nxt in sorted(graph.get(node, set()) & component):
+            if nxt == start:
+                return [*paths[node], start]
+            if nxt not in paths:
+                paths[nxt] = [*paths[node], nxt]
+                queue.append(nxt)
+    raise AssertionError(f"no cycle through {start}")
+
+
+def test_no_import_cycle_between_any_modules_nor_between_the_packages_and_top_level_modules() -> None:
+    graph = import_graph(_core_files())
+    assert len(graph) > 60 and "extension.params" in graph and "extension.engine.unclip" in graph  # all read
+    found = [" -> ".join(cycle) for cycle in cycles(graph) + cycles(unit_graph(graph))]
+    assert not found, "import cycles: " + "; ".join(found)
+
+
+def test_the_engines_and_the_device_policy_import_no_layer_above_them() -> None:
+    graph = import_graph(_core_files())
+    offenders = [
+        f"{source} imports {target}"
+        for source, targets in sorted(graph.items())
+        for target in sorted(targets)
+        if _unit_of(target).split(".")[-1] in FORBIDDEN.get(_package_of(source) or "", ())
+    ]
+    assert not offenders, offenders
 
 
 def test_only_the_webui_adapter_imports_modules_and_the_core_layers_no_gradio() -> None:
@@ -284,7 +366,7 @@ def test_only_the_webui_adapter_imports_modules_and_the_core_layers_no_gradio() 
         top = {module.split(".")[0] for module, _ in _imports(path)}
         if _package_of(name) != "webui":
             assert "modules" not in top, f"{name} imports the WebUI's modules"
-        if _package_of(name) in ("engine", "loading", "runtime", "cli"):
+        if _package_of(name) in ("device", "engine", "loading", "runtime", "cli"):
             assert "gradio" not in top, f"{name} imports gradio"
 
 
@@ -300,7 +382,29 @@ def test_no_module_imports_a_private_name_of_another() -> None:
     assert not offenders, offenders
 
 
-def test_the_graph_reader_resolves_relative_imports(tmp_path: Path) -> None:
-    """The reader itself, on known imports: ``from ..engine import x`` in ``extension/cli/vary.py``."""
+def test_no_python_file_is_over_the_line_limit() -> None:
+    files = sorted(path for folder in ("extension", "scripts", "tests") for path in (REPO_ROOT / folder).rglob("*.py"))
+    assert len(files) > 100
+    long = {
+        str(path.relative_to(REPO_ROOT)): count
+        for path in files
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > LINE_LIMIT
+    }
+    assert not long, f"over {LINE_LIMIT} lines: {long}"
+
+
+def test_the_graph_reader_resolves_relative_imports_and_finds_cycles(tmp_path: Path) -> None:
+    """The reader itself, on known imports: ``from ..engine import x`` in ``extension/cli/vary.py``; and the cycle
+    finder on a hand-made graph."""
     found = dict(_imports(REPO_ROOT / "extension" / "cli" / "vary.py"))
     assert "extension.cli.common" in found and "extension.errors" in found, found
+    graph = import_graph(_core_files())
+    assert {"extension.engine.samplers", "extension.params"} <= graph["extension.engine.refiner"], graph
+    hand_made = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert cycles(hand_made) == [["a", "b", "c", "a"]]
+    assert unit_graph(
+        {"extension.params": {"extension.engine.samplers"}, "extension.engine.unclip": {"extension.params"}}
+    ) == {
+        "extension.params": {"extension.engine"},
+        "extension.engine": {"extension.params"},
+    }

@@ -374,7 +374,7 @@ def run_ray(user: UserDir, block: str) -> None:
     port = free_port()
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
     # a short session folder: Ray's unix sockets live in it, and nox's TMPDIR (.nox/<session>/tmp) can push their paths
-    # past the 107-byte limit, after which the workers never connect (as tests/test_ray.py's fixture does)
+    # past the 107-byte limit, after which the workers never connect (as tests/cli/test_ray.py's fixture does)
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     head = [*ray, "start", "--head", f"--port={port}", "--num-cpus=8", "--num-gpus=8", "--node-ip-address=127.0.0.1"]
     head.append(f"--temp-dir={temp_dir}")

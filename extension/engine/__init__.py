@@ -3,7 +3,6 @@
 - :mod:`.unclip`: image variations and interpolation with Stable unCLIP 2.1;
 - :mod:`.refiner`: the SDXL refiner pass over images or SDXL latents;
 - :mod:`.samplers`: the WebUI's sampler / schedule names → diffusers schedulers;
-- :mod:`.precision`: device and dtype policy;
 - :mod:`.preview`: cheap live previews of latents.
 
 This module holds what both engines return and report: :class:`Result`, per-image seeds, the progress / preview /

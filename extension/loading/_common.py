@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..engine.precision import Precision
+from ..device.precision import Precision
 from ..errors import HubUnreachableError, ModelLoadError
 from .checkpoint import StateDict, take_prefix
 from .configs import read_json

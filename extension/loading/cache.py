@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..engine.precision import pick
+from ..device.precision import pick
 from ._common import free_memory
 from .detect import normalize_role
 from .source import resolve_source

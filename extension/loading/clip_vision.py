@@ -6,7 +6,7 @@ for -l) store the same VisionTransformer layout under ``embedder.model.visual.``
     conv1.weight, class_embedding, positional_embedding, ln_pre.*, ln_post.*, proj [width, embed_dim],
     transformer.resblocks.N.{ln_1, attn.in_proj_weight/bias [3*width, ...], attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}
 
-The mapping below is verified numerically against open_clip's own VisionTransformer in tests/test_loading_vision.py.
+The mapping below is verified numerically against open_clip's own VisionTransformer in tests/loading/test_loading_vision.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..engine.precision import Precision, pick
+from ..device.precision import Precision, pick
 from ._common import SingleFileParts, attach_info, free_memory, load_folder, load_hub, scheduler
 from .checkpoint import Checkpoint
 from .configs import build_tokenizer, config_dir, read_json

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..engine.precision import Precision, pick
+from ..device.precision import Precision, pick
 from ..errors import ModelLoadError
 from ._common import SingleFileParts, attach_info, build, free_memory, load_folder, load_hub, scheduler
 from .checkpoint import Checkpoint, load_weights_only

@@ -1,16 +1,14 @@
-"""The seam between the Reimagine tab and where it runs: the WebUI (``extension.webui``) or the standalone app.
-
-The tab builder (:mod:`extension.ui.tab`) only talks to a :class:`Host`. A host answers five questions:
+"""The runtime seam between the Reimagine jobs and where they run: the WebUI (``extension.webui``) or the standalone
+app. Used by the tab, the WebUI's refiner hook and the REST API alike. A :class:`Host` answers:
 
 - which models exist (:meth:`Host.models`) and how to load one with the right memory handling
   (:meth:`Host.pipeline`, a context manager that frees room first and always restores afterwards);
-- how a button's handler runs (:meth:`Host.run`: the WebUI's queue and progress bar, or a lock and gradio's progress);
-- how a running job reports progress and learns it must stop (:meth:`Host.control` → :class:`Control`);
-- what the output panel is (:meth:`Host.output_panel`) and where results are saved (:meth:`Host.save`);
+- how a job gets the device exclusively (:meth:`Host.job_slot`: the WebUI's queue lock and ``shared.state``, or a
+  lock) and how it reports progress and learns it must stop (:meth:`Host.control` → :class:`~.control.Control`);
 - what the user's settings say (default model, default noise preset, keep-resident / offload).
 
-The same host also serves the REST API (``extension.api.Backend``: ``models()``, ``load()``, ``run_job()``).
-This module imports neither gradio nor the WebUI.
+The tab's gradio-shaped surface (buttons, output panel, saving, gallery) is ``extension.ui.surface.TabSurface``; the
+REST API's backend is ``extension.runtime.backend.ApiBackend``. This module imports neither gradio nor the WebUI.
 """
 
 from __future__ import annotations
@@ -20,12 +18,12 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
 from ..loading.discovery import OFFERED_KINDS, REFINER_KINDS, UNCLIP_KINDS, ModelChoice, scan
+from .control import Control
 
 log = logging.getLogger(__name__)
 
@@ -35,156 +33,6 @@ MEMORY_MODES = ("Keep resident", "Offload after each run")
 ACTIVATION_MARGIN = 3 * 1024**3
 """Bytes kept free for activations and the VAE decode, on top of the weights, when deciding whether the WebUI's own
 model has to leave the GPU (768² unCLIP in fp16 peaks at roughly 2–3 GiB above its weights)."""
-
-
-class Control:
-    """What a running job reports to and asks: progress, previews, and whether to stop.
-
-    The base class keeps its own flags (the standalone app); the WebUI's subclass maps everything to
-    ``shared.state``. ``jobs`` counts batches (or one interpolation strip); ``step/steps`` are within a job.
-    """
-
-    def __init__(self) -> None:
-        self.jobs = 0
-        self.job_no = 0
-        self.step_no = 0
-        self.steps = 0
-        self.text = ""
-        self.latest_preview: Any = None
-        self.previews = 0  # previews shown since the app started
-        self.preview_step = 0  # the step of the job's last live preview (0 = none yet)
-        self.preview_every = 1  # live preview interval in steps (the cheap decode costs next to nothing)
-        self._interrupted = False
-        self._skipped = False
-        self._stopping = False
-        self.listeners: list[Callable[[Control], None]] = []
-
-    # -- reporting -----------------------------------------------------------------------------------------------
-    def begin(self, jobs: int, steps: int, text: str = "") -> None:
-        """A run of ``jobs`` jobs of ``steps`` sampling steps each starts."""
-        self.jobs, self.steps, self.job_no, self.step_no, self.text = jobs, steps, 0, 0, text
-        self.preview_step = 0
-        self._notify()
-
-    def step(self, step: int, steps: int) -> None:
-        """Sampling step ``step`` of ``steps`` in the current job is done."""
-        self.step_no, self.steps = step, steps
-        self._notify()
-
-    def next_job(self, text: str = "") -> None:
-        """The current job is finished; the next one starts."""
-        self.job_no += 1
-        self.step_no = self.preview_step = 0
-        if text:
-            self.text = text
-        self._notify()
-
-    def preview(self, image: Any) -> None:
-        """Show ``image`` as the live preview."""
-        self.latest_preview = image
-        self.previews += 1
-        self._notify()
-
-    # -- live previews during sampling -----------------------------------------------------------------------------
-    def previews_enabled(self) -> bool:
-        """Whether live previews are shown at all."""
-        return True
-
-    def preview_interval(self) -> int:
-        """Sampling steps between two live previews: −1 = only the finished batch, 0 = every step."""
-        return self.preview_every
-
-    def preview_grid(self) -> bool:
-        """Preview the whole batch as a grid (else its first image)."""
-        return True
-
-    def preview_due(self) -> bool:
-        """Whether the step just reported (:meth:`step`) gets a live preview (the WebUI's rule,
-        ``engine.preview.due``)."""
-        from ..engine.preview import due
-
-        return due(self.step_no, self.preview_step, self.preview_interval(), self.previews_enabled())
-
-    def previewed(self) -> None:
-        """A live preview was made at the current step."""
-        self.preview_step = self.step_no
-
-    def latent_preview(self, family: str) -> Callable[[int, Any], None]:
-        """The engines' ``preview(step, latents)`` callback for latents of ``family`` (``engine.preview.SD`` or
-        ``SDXL``): when a preview is due, the latents are decoded with the cheap linear map and shown."""
-
-        def preview(_step: int, latents: Any) -> None:
-            if self.preview_due():
-                from ..engine.preview import preview_image
-
-                self.preview(preview_image(latents, family, self.preview_grid()))
-                self.previewed()
-
-        return preview
-
-    @property
-    def fraction(self) -> float:
-        """Overall progress 0..1."""
-        if self.jobs <= 0:
-            return 0.0
-        within = self.step_no / self.steps if self.steps else 0.0
-        return min(1.0, (self.job_no + within) / self.jobs)
-
-    def _notify(self) -> None:
-        for listener in self.listeners:
-            listener(self)
-
-    # -- stopping ------------------------------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Clear every stop request (at the start of a run)."""
-        self._interrupted = self._skipped = self._stopping = False
-
-    def interrupt(self) -> None:
-        """Stop after the current sampling step; what finished is kept."""
-        self._interrupted = True
-
-    def skip(self) -> None:
-        """Abandon the current job (batch) and go on with the next."""
-        self._skipped = True
-
-    def stop_generating(self) -> None:
-        """Stop after the current job (batch) finishes."""
-        self._stopping = True
-
-    @property
-    def interrupted(self) -> bool:
-        """Stop now."""
-        return self._interrupted
-
-    @property
-    def skipped(self) -> bool:
-        """Abandon the current job."""
-        return self._skipped
-
-    @property
-    def stopping(self) -> bool:
-        """Stop once the current job is done."""
-        return self._stopping
-
-    def clear_skip(self) -> None:
-        """The skip request was honoured."""
-        self._skipped = False
-
-    def should_stop_step(self) -> bool:
-        """The engine's per-step ``should_stop``: interrupt or skip."""
-        return self.interrupted or self.skipped
-
-
-@dataclass
-class OutputPanel:
-    """The components of an output panel (txt2img's shape): the handler returns values for the last four, in order
-    ``gallery, generation_info, infotext, html_log``."""
-
-    gallery: Any
-    generation_info: Any
-    infotext: Any
-    html_log: Any
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def weights_bytes(pipe: Any, device: Any) -> int:
@@ -209,21 +57,14 @@ def source_bytes(location: Path) -> int:
 
 
 class Host(ABC):
-    """Where the tab runs. Subclasses: ``extension.webui.WebUIHost`` and ``extension.ui.standalone.StandaloneHost``."""
-
-    tabname = "reimagine"
-    tooltips = False  # whether components accept the WebUI's ``tooltip=`` keyword
-    submit_js: str | None = None  # JavaScript run on Generate before the handler (the WebUI's task id + progress)
-    interrupt_js: str | None = None  # JavaScript run on Interrupt (the WebUI's "Interrupting..." placeholder)
-    show_progress: bool | str = False  # gradio's own progress display on the outputs
-    refine_area = 1024 * 1024  # "Refine with SDXL" resizes the selected output to this many pixels (SDXL's size)
+    """Where the jobs run. Subclasses: ``extension.webui.host.WebUIHost`` and
+    ``extension.ui.standalone.StandaloneHost``."""
 
     def __init__(self, *, config_root: Path | None = None, cache: Any = None) -> None:
         self.config_root = Path(config_root) if config_root else None
         self._cache = cache
         self._models: list[ModelChoice] | None = None
         self._models_lock = threading.Lock()
-        self._run_stack = threading.local()
         self._last_plan_line = ""
 
     # -- settings --------------------------------------------------------------------------------------------------
@@ -378,8 +219,8 @@ class Host(ABC):
         return None
 
     def memory_flags(self) -> Any:
-        """The user's / WebUI's memory and precision flags (``extension.engine.memory.MemoryFlags``; none here)."""
-        from ..engine.memory import MemoryFlags
+        """The user's / WebUI's memory and precision flags (``extension.device.memory.MemoryFlags``; none here)."""
+        from ..device.memory import MemoryFlags
 
         return MemoryFlags()
 
@@ -392,8 +233,8 @@ class Host(ABC):
         return False
 
     def memory_plan(self, choice: ModelChoice, role: str, params: dict[str, Any] | None = None) -> Any:
-        """The memory plan for a job with ``choice`` (``extension.engine.memory.decide``), logged at INFO."""
-        from ..engine.memory import decide, job_for
+        """The memory plan for a job with ``choice`` (``extension.device.memory.decide``), logged at INFO."""
+        from ..device.memory import decide, job_for
 
         kind = choice.kind if choice.kind in ("unclip-h", "unclip-l") else role
         device = self.device()
@@ -414,9 +255,9 @@ class Host(ABC):
         log.info(line)
 
     def _place(self, pipe: Any, plan: Any, choice: ModelChoice, role: str) -> Any:
-        """Put ``pipe`` where ``plan`` says (``extension.engine.memory.apply_plan``; a pipeline under sequential
+        """Put ``pipe`` where ``plan`` says (``extension.device.memory.apply_plan``; a pipeline under sequential
         offload that needs another plan is reloaded)."""
-        from ..engine.memory import apply_plan
+        from ..device.memory import apply_plan
 
         if not hasattr(pipe, "enable_model_cpu_offload"):  # not a diffusers pipeline (test doubles)
             self._to_device(pipe)
@@ -424,7 +265,7 @@ class Host(ABC):
         compile_unet = self.compile_unet()
         device = self.device()
         if device is None:
-            from ..engine.precision import pick
+            from ..device.precision import pick
 
             device = pick().device
         try:
@@ -437,7 +278,7 @@ class Host(ABC):
     def _to_device(self, pipe: Any) -> None:
         device = self.device()
         if device is None:
-            from ..engine.precision import pick
+            from ..device.precision import pick
 
             device = pick().device
         import torch
@@ -455,12 +296,6 @@ class Host(ABC):
             free_memory()
 
     # -- running ---------------------------------------------------------------------------------------------------
-    @abstractmethod
-    def run(self, fn: Callable[..., tuple], n_inputs: int) -> Callable[..., Any]:
-        """Wrap a Generate-like handler ``fn(task_id, *inputs) -> (gallery, generation_info, infotext_html,
-        log_html)`` taking ``n_inputs`` arguments (task id included): serialise it with other jobs, show progress,
-        turn unexpected errors into an error message."""
-
     @abstractmethod
     def control(self) -> Control:
         """The :class:`Control` of the job that runs now."""
@@ -490,47 +325,6 @@ class Host(ABC):
         """Drop every loaded pipeline and free its memory (Reload UI); the next job loads its model again."""
         if self._cache is not None:
             self._cache.clear()
-
-    # -- outputs ---------------------------------------------------------------------------------------------------
-    @abstractmethod
-    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
-        """A small emoji button (the WebUI's ToolButton look: class ``tool``) in the current gradio context."""
-
-    @abstractmethod
-    def output_panel(self, tabname: str = "reimagine") -> OutputPanel:
-        """Build the output panel (gallery, generation info, buttons) in the current gradio context; element ids
-        follow txt2img's (``<tabname>_gallery`` inside ``<tabname>_gallery_container``, ...)."""
-
-    @abstractmethod
-    def save(self, images: list[Any], infotexts: list[str], info: Any) -> list[Any]:
-        """Save finished images (infotext in PNG ``parameters``) as the user's settings say; returns gallery items.
-
-        ``info`` is the run's :class:`extension.runtime.jobs.GenerationInfo` (a ``p``-like object)."""
-
-    @abstractmethod
-    def gallery_image(self, value: Any, index: int) -> Any:
-        """Image ``index`` of a gallery value (as gradio hands it to a handler) as a PIL image, or None."""
-
-    # -- REST API backend (extension.api.Backend) ------------------------------------------------------------------
-    def load(self, entry: Any, job: dict[str, Any] | None = None) -> Any:
-        """The pipeline for an API model entry; inside :meth:`run_job` with memory handling until the job ends,
-        planned for ``job`` (see :meth:`pipeline`)."""
-        choice = entry if isinstance(entry, ModelChoice) else self.find(entry.name, OFFERED_KINDS)
-        role = "refiner" if choice.kind in REFINER_KINDS else "unclip"
-        stack: contextlib.ExitStack | None = getattr(self._run_stack, "stack", None)
-        if stack is None:
-            return self.cache.get(role, choice.location, **self.loader_kwargs(role))
-        return stack.enter_context(self.pipeline(choice, role, job))
-
-    def run_job(self, description: str, job: Callable[[Callable[[int, int], None], Callable[[], bool]], Any]) -> Any:
-        """Run ``job(progress, should_stop)`` serialised with the tab's jobs (the API's entry point)."""
-        with self.job_slot(description) as control, contextlib.ExitStack() as stack:
-            self._run_stack.stack = stack
-            try:
-                control.begin(1, 0, description)
-                return job(control.step, control.should_stop_step)
-            finally:
-                self._run_stack.stack = None
 
     @abstractmethod
     def job_slot(self, description: str) -> contextlib.AbstractContextManager[Control]:

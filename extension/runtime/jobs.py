@@ -1,7 +1,8 @@
 """What the tab's buttons do, without gradio: Generate (variations or interpolation), Refine with SDXL, Vary again.
 
-Each job runs inside :meth:`Host.run` (queue, progress bar, error display), reports to the host's :class:`Control`
-and returns the output panel's four values ``(gallery, generation_info_json, infotext_html, log_html)``.
+Each job runs inside the tab host's ``run`` (``extension.ui.surface.TabSurface``: queue, progress bar, error display),
+reports to the host's :class:`Control` and returns the output panel's four values
+``(gallery, generation_info_json, infotext_html, log_html)``.
 
 Live previews: every engine call gets ``control.latent_preview(family)``, so the preview follows the sampling at the
 host's interval (the WebUI's "Live preview display period"); a finished batch is saved and shown at once.
@@ -358,7 +359,7 @@ def _interpolation(host: Host, control: Control, values: TabValues, engine: Engi
 
 
 def _job_size(width: Any, height: Any, batch: int) -> dict[str, Any]:
-    """What the memory plan needs to know of a job (``engine.memory.job_for``); a missing side = the native one."""
+    """What the memory plan needs to know of a job (``device.memory.job_for``); a missing side = the native one."""
     return {"width": width, "height": height, "batch_size": batch}
 
 

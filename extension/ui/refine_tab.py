@@ -14,8 +14,8 @@ from ..images import normalized
 from ..loading.discovery import REFINER_KINDS
 from ..params import REFINER, REFINER_ENGINE_PARAMS, REIMAGINE
 from ..runtime import jobs
-from ..runtime.host import Host
 from . import compat
+from .surface import TabHost
 from .tab import TEXT, model_dropdown
 from .widgets import slider
 
@@ -36,7 +36,7 @@ def _images(files: Any) -> list[tuple[Any, str]]:
     return images
 
 
-def build(host: Host, engine: jobs.Engine | None = None) -> tuple[gr.Blocks, dict[str, Any]]:
+def build(host: TabHost, engine: jobs.Engine | None = None) -> tuple[gr.Blocks, dict[str, Any]]:
     """The Refine tab in a new ``gr.Blocks``."""
     c: dict[str, Any] = {}
     with gr.Blocks(analytics_enabled=False) as blocks:

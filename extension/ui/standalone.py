@@ -24,9 +24,11 @@ from typing import Any
 import gradio as gr
 
 from ..outputs import save_png
-from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
+from ..runtime.control import Control
+from ..runtime.host import MEMORY_MODES
 from ..runtime.jobs import error_html
 from . import compat
+from .surface import OutputPanel, TabHost
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def default_model_folders() -> list[Path]:
     return found
 
 
-class StandaloneHost(Host):
+class StandaloneHost(TabHost):
     """Host for the standalone app."""
 
     show_progress = "full"

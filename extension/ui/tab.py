@@ -1,4 +1,4 @@
-"""The Reimagine tab, built from the parameter table, for any :class:`~extension.runtime.host.Host`.
+"""The Reimagine tab, built from the parameter table, for any :class:`~extension.ui.surface.TabHost`.
 
 Every control of a generation parameter takes its label, range, step, default, choices and infotext key from
 :data:`extension.params.REIMAGINE`; the paste-back fields (PNG Info → Send to Reimagine) are derived from the same
@@ -16,8 +16,8 @@ import gradio as gr
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS, closest
 from ..params import FRAMES, NOISE_PRESETS, REFINER, REIMAGINE, TEXT_DIFF
 from ..runtime import jobs
-from ..runtime.host import Host, OutputPanel
 from . import compat
+from .surface import OutputPanel, TabHost
 from .widgets import dropdown, radio, slider, token_counter
 
 TAB = "reimagine"
@@ -78,16 +78,16 @@ class Tab:
         return self.components["image_1"]
 
 
-def _kw(host: Host, tooltip: str | None) -> dict[str, Any]:
+def _kw(host: TabHost, tooltip: str | None) -> dict[str, Any]:
     return {"tooltip": tooltip} if host.tooltips and tooltip else {}
 
 
-def tool_button(host: Host, symbol: str, elem_id: str, tooltip: str) -> gr.Button:
+def tool_button(host: TabHost, symbol: str, elem_id: str, tooltip: str) -> gr.Button:
     """A WebUI ToolButton (class ``tool``), made by the host."""
     return host.tool_button(symbol, elem_id, tooltip)
 
 
-def refresh_models(host: Host, kinds: tuple[str, ...]) -> Callable[[str | None], Any]:
+def refresh_models(host: TabHost, kinds: tuple[str, ...]) -> Callable[[str | None], Any]:
     """Handler of a 🔄 button next to a model dropdown: rescan, keep the selection when it still exists."""
 
     def refresh(current: str | None) -> Any:
@@ -98,7 +98,7 @@ def refresh_models(host: Host, kinds: tuple[str, ...]) -> Callable[[str | None],
     return refresh
 
 
-def model_dropdown(host: Host, kinds: tuple[str, ...], label: str, elem_id: str) -> tuple[gr.Dropdown, gr.Button]:
+def model_dropdown(host: TabHost, kinds: tuple[str, ...], label: str, elem_id: str) -> tuple[gr.Dropdown, gr.Button]:
     """A model dropdown with its 🔄 button (in the current row)."""
     names = [choice.name for choice in host.models(kinds)]
     model = gr.Dropdown(names, value=host.choose_default(kinds), label=label, elem_id=elem_id)
@@ -116,7 +116,7 @@ def _image_slot(c: dict[str, Any], i: int) -> None:
     )  # fmt: skip
 
 
-def build(host: Host, engine: jobs.Engine | None = None) -> Tab:
+def build(host: TabHost, engine: jobs.Engine | None = None) -> Tab:
     """Build the Reimagine tab in a new ``gr.Blocks`` (render it with ``on_ui_tabs`` or inside a ``gr.Tab``)."""
     table = REIMAGINE
     c: dict[str, Any] = {}
@@ -296,7 +296,7 @@ SELECTED_JS = "({before}, index{after}) => [{before}, reimagine_selected_index()
 it now; exactly one value per input."""
 
 
-def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine | None) -> None:
+def _wire(host: TabHost, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine | None) -> None:
     """Connect the tab's events."""
     inputs = [c[name] for name in jobs.input_names()]
 
@@ -421,7 +421,7 @@ def _wire(host: Host, c: dict[str, Any], panel: OutputPanel, engine: jobs.Engine
     )
 
 
-def paste_fields(c: dict[str, Any], host: Host) -> list[tuple[Any, Any]]:
+def paste_fields(c: dict[str, Any], host: TabHost) -> list[tuple[Any, Any]]:
     """(component, infotext key or function of the parsed infotext) for every restorable control."""
     fields: list[tuple[Any, Any]] = [(c["prompt"], "Prompt"), (c["negative_prompt"], "Negative prompt")]
     fields += [(c[param.name], param.infotext) for param in REIMAGINE if param.infotext and param.name in c]

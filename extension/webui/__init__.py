@@ -65,9 +65,10 @@ def on_app_started(demo: Any, app: Any) -> None:
     from modules import shared
 
     from ..api import add_routes
+    from ..runtime.backend import ApiBackend
     from .host import shared_host
 
     flags = shared.cmd_opts
     if not (getattr(flags, "api", False) or getattr(flags, "nowebui", False)):
         return
-    add_routes(app, shared_host(), api_auth=getattr(flags, "api_auth", None))
+    add_routes(app, ApiBackend(shared_host()), api_auth=getattr(flags, "api_auth", None))

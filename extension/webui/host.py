@@ -1,5 +1,6 @@
-"""The WebUI as a :class:`~extension.runtime.host.Host`: its queue, progress bar, state, output panel, saving, settings,
-model folders and memory handling (AUTOMATIC1111 1.10, Forge 2 and Forge Neo; docs/webui-contract.md §4–§6, §12).
+"""The WebUI as a :class:`~extension.runtime.host.Host`: its queue lock and state, settings, model folders and memory
+handling (AUTOMATIC1111 1.10, Forge 2 and Forge Neo; docs/webui-contract.md §4–§6, §12). The tab's side (output
+panel, saving, handler wrapping) is :mod:`.surface`, mixed into the same :class:`WebUIHost`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 from ..errors import NonFiniteError
 from ..loading.configs import config_root_from_env
-from ..runtime.host import MEMORY_MODES, Control, Host, OutputPanel
+from ..runtime.control import Control
+from ..runtime.host import MEMORY_MODES, Host
+from .surface import WebUISurface
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,6 @@ OPT_NOISE_PRESET = "reimagine_noise_preset"
 OPT_PRECISION = "reimagine_precision"
 OPT_COMPILE = "reimagine_compile"
 PRECISIONS = ("fp16", "bf16")  # on CUDA; --no-half / --precision full still mean fp32
-OUTPUT_SUBDIR = "reimagine-images"
 
 
 def is_forge() -> bool:
@@ -175,23 +177,13 @@ class WebUIControl(Control):
         self._state().skipped = False
 
 
-class WebUIHost(Host):
-    """The Reimagine tab inside AUTOMATIC1111 / Forge."""
-
-    submit_js = "submit_reimagine"
-    interrupt_js = "reimagine_interrupting"
-    show_progress = False
+class WebUIHost(WebUISurface, Host):
+    """Reimagine inside AUTOMATIC1111 / Forge: the runtime here, the tab's surface in :mod:`.surface`."""
 
     def __init__(self, *, config_root: Path | None = None, cache: Any = None) -> None:
         super().__init__(config_root=config_root, cache=cache)
         self.forge = is_forge()
         self._control = WebUIControl()
-        from ..ui import compat
-
-        with contextlib.suppress(ImportError):  # the WebUI's gradio patches (tooltip=, component callbacks)
-            importlib.import_module("modules.ui_components")
-        # A1111 patches gradio 3 so every component takes ``tooltip=``; under gradio 4 only ToolButton surely does.
-        self.tooltips = not compat.GRADIO_4
 
     # -- settings --------------------------------------------------------------------------------------------------
     def model_folders(self) -> list[Path]:
@@ -250,7 +242,7 @@ class WebUIHost(Host):
     def dtype(self) -> Any:
         """float32 under ``--no-half`` / ``--precision full`` (Forge ``--all-in-fp32``); bfloat16 on CUDA under
         Forge's ``--unet-in-bf16`` or the setting "Reimagine weights on the GPU"; otherwise automatic (fp16 on
-        CUDA), as the memory plan assumes (``engine.memory``)."""
+        CUDA), as the memory plan assumes (``device.memory``)."""
         import torch
 
         flags = self.memory_flags()
@@ -280,19 +272,6 @@ class WebUIHost(Host):
         """Setting "Don't Interrupt in the middle"."""
         return bool(opt("interrupt_after_current", True))
 
-    def outdir(self) -> Path:
-        """``opts.outdir_samples`` or ``outputs/reimagine-images``."""
-        from modules import paths_internal, shared
-
-        custom = getattr(shared.opts, "outdir_samples", "") or ""
-        return Path(custom) if custom else Path(paths_internal.default_output_dir) / OUTPUT_SUBDIR
-
-    def tool_button(self, symbol: str, elem_id: str, tooltip: str) -> Any:
-        """The WebUI's own ``ToolButton``."""
-        from modules.ui_components import ToolButton
-
-        return ToolButton(symbol, elem_id=elem_id, tooltip=tooltip)
-
     # -- memory ----------------------------------------------------------------------------------------------------
     def free_device_memory(self) -> int | None:
         """Free bytes on our device (None = not a CUDA device: nothing to make room on)."""
@@ -321,7 +300,7 @@ class WebUIHost(Host):
         """``--medvram``/``--lowvram``/``--no-half-vae``... (A1111 ``shared.cmd_opts``; Forge also ``backend.args``)."""
         from modules import shared
 
-        from ..engine.memory import flags_from_args
+        from ..device.memory import flags_from_args
 
         forge_args = None
         if self.forge:
@@ -392,13 +371,6 @@ class WebUIHost(Host):
         """``shared.state``."""
         return self._control
 
-    def run(self, fn: Callable[..., tuple], n_inputs: int) -> Callable[..., Any]:
-        """``call_queue.wrap_gradio_gpu_call(fn, extra_outputs=[None, '', ''])``: queue lock, ``state.begin/end``,
-        the progress task of the id from JavaScript, errors as a message, the time taken appended to the log."""
-        from modules import call_queue
-
-        return call_queue.wrap_gradio_gpu_call(fn, extra_outputs=[None, "", ""])
-
     @contextlib.contextmanager
     def job_slot(self, description: str) -> Iterator[Control]:
         """A job outside gradio (the REST API), as ``text2imgapi`` runs one: queued task, ``queue_lock``,
@@ -416,44 +388,6 @@ class WebUIHost(Host):
                 progress.finish_task(task_id)
                 shared.state.end()
                 shared.state.skipped = shared.state.interrupted = shared.state.stopping_generation = False
-
-    # -- outputs ---------------------------------------------------------------------------------------------------
-    def output_panel(self, tabname: str = "reimagine") -> OutputPanel:
-        """``ui_common.create_output_panel``: txt2img's gallery, 📂 💾 🗃️, send to img2img / inpaint / extras."""
-        from modules import ui_common
-
-        res = ui_common.create_output_panel(tabname, str(self.outdir()))
-        return OutputPanel(res.gallery, res.generation_info, res.infotext, res.html_log)
-
-    def save(self, images: list[Any], infotexts: list[str], info: Any) -> list[Any]:
-        """``images.save_image`` into ``outdir_samples`` or ``outputs/reimagine-images`` when ``samples_save`` is on,
-        as ``samples_format``; the infotext always travels in ``image.info["parameters"]`` (the gallery's PNG)."""
-        from modules import images as webui_images
-        from modules import shared
-
-        seeds = info.all_seeds[-len(images) :]
-        save = bool(getattr(shared.opts, "samples_save", True))
-        extension = getattr(shared.opts, "samples_format", "png") or "png"
-        outdir = str(self.outdir())
-        first = len(info.all_seeds) - len(images)
-        for offset, (image, text, seed) in enumerate(zip(images, infotexts, seeds)):
-            image.info["parameters"] = text
-            if save:
-                info.batch_index = (first + offset) % max(1, info.batch_size)
-                info.iteration = (first + offset) // max(1, info.batch_size)
-                webui_images.save_image(
-                    image, outdir, "", seed=seed, prompt=info.prompt, extension=extension, info=text, p=info
-                )
-        return list(images)
-
-    def gallery_image(self, value: Any, index: int) -> Any:
-        """``infotext_utils.image_from_url_text`` (checks the file is one the WebUI serves; handles gradio 4)."""
-        from modules import infotext_utils
-
-        items = list(value or [])
-        if not items:
-            return None
-        return infotext_utils.image_from_url_text(items[index if 0 <= index < len(items) else 0])
 
 
 _shared: WebUIHost | None = None

@@ -52,8 +52,6 @@ SETTING_INFOS = {
 
 _sources: dict[str, Any] = {}
 _pending: list[Any] = []
-last_tab: Any = None
-"""The most recently built :class:`extension.ui.tab.Tab` (tests, other callbacks)."""
 
 
 def default_noise_preset() -> str:
@@ -64,7 +62,6 @@ def default_noise_preset() -> str:
 
 def on_ui_tabs() -> list[tuple[Any, str, str]]:
     """``script_callbacks.on_ui_tabs``: the Reimagine tab, registered as a paste destination."""
-    global last_tab
     from modules import infotext_utils
 
     from ..ui import tab as tab_ui
@@ -74,7 +71,6 @@ def on_ui_tabs() -> list[tuple[Any, str, str]]:
     for binding in _pending:
         infotext_utils.register_paste_params_button(binding)
     _pending.clear()
-    last_tab = built
     return [(built.blocks, TITLE, TABNAME)]
 
 

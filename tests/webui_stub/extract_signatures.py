@@ -10,7 +10,7 @@ Forge Neo (branch ``neo`` of https://github.com/Haoming02/sd-webui-forge-classic
 (no checkout was at hand; each file's commit is recorded under ``files``) and is kept as it is unless ``--neo
 CHECKOUT`` is given, which extracts it like the others (``NEO_TARGETS``).
 Each entry is a list of parameters ``[name, kind, has_default]`` (kind as ``inspect.Parameter.kind.name``); only
-facts, no code. ``tests/test_webui_conformance.py`` compares them with the stand-in's ``inspect.signature``.
+facts, no code. ``tests/webui/test_webui_conformance.py`` compares them with the stand-in's ``inspect.signature``.
 """
 
 from __future__ import annotations

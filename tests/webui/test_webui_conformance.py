@@ -20,7 +20,9 @@ import pytest
 from tests.webui_stub.fixture import StubWebUI
 from tests.webui_stub.fixture import each_webui as each_webui  # noqa: F401 -- pytest fixture
 
-REAL = json.loads((Path(__file__).parent / "webui_stub" / "real_signatures.json").read_text(encoding="utf-8"))
+REAL = json.loads(
+    (Path(__file__).resolve().parents[1] / "webui_stub" / "real_signatures.json").read_text(encoding="utf-8")
+)
 
 
 def stand_in_signature(module_name: str, qualname: str) -> dict:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from extension.engine.samplers import SAMPLERS, make_scheduler
+from extension.engine.samplers import make_scheduler
+from extension.sampler_names import SAMPLERS
 
-CONFIGS = Path(__file__).resolve().parents[1] / "extension" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "extension" / "configs"
 MODELS = ("unclip-h", "unclip-l", "sdxl-base", "sdxl-refiner")
 
 # Keys that describe the model, never the sampler: the scheduler the user picks must keep them as the model says.

@@ -16,7 +16,7 @@ from extension.cli import main
 from extension.cli.common import Job, plan_requests
 from extension.outputs import read_infotext
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write_image(path: Path, seed: int, size: tuple[int, int] = (64, 48)) -> Path:

@@ -14,8 +14,8 @@ from PIL import Image
 
 from extension.engine import preview
 from extension.params import REIMAGINE, TEXT_DIFF
-from extension.runtime.host import Control
-from tests.test_refiner_hook import ON, Tab, site  # noqa: F401 -- the refiner hook's stand-in WebUI fixture
+from extension.runtime.control import Control
+from tests.webui.test_refiner_hook import ON, Tab, site  # noqa: F401 -- the refiner hook's stand-in WebUI fixture
 from tests.webui_stub.fixture import StubWebUI
 
 # The WebUI's published "Approx cheap" factors, AUTOMATIC1111 v1.10.1 modules/sd_vae_approx.py:84-97
@@ -269,7 +269,7 @@ def test_standalone_app_shows_live_previews_in_the_gallery(tmp_path: Path) -> No
 
     from extension.engine import Result
     from extension.runtime import jobs
-    from tests.test_ui import FakeHost, make_args
+    from tests.ui.fakes import FakeHost, make_args
 
     host = FakeHost(tmp_path)
     host.control().preview_every = 2
@@ -299,7 +299,7 @@ def test_a_dropped_standalone_generator_frees_the_slot(tmp_path: Path) -> None:
 
     from extension.engine import Result
     from extension.runtime import jobs
-    from tests.test_ui import FakeHost, make_args
+    from tests.ui.fakes import FakeHost, make_args
 
     host = FakeHost(tmp_path)
     release = threading.Event()

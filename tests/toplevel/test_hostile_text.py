@@ -20,7 +20,7 @@ import pytest
 from extension import infotext, prompts
 from extension.prompts import PromptError, parse_attention
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The WebUI's code, copied verbatim as the oracle (AUTOMATIC1111 v1.10.1 modules/prompt_parser.py

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from extension.engine.samplers import SAMPLERS, SCHEDULES, resolved_schedule
+from extension.engine.samplers import resolved_schedule
 from extension.engine.unclip import (
     VariationRequest,
     augment_embedding,
@@ -20,6 +20,7 @@ from extension.engine.unclip import (
     generate,
     slerp,
 )
+from extension.sampler_names import SAMPLERS, SCHEDULES
 
 SAMPLER_NAMES = list(SAMPLERS)
 # k-diffusion (the WebUI's samplers) evaluates the model twice per step for these, except on the last step to σ = 0.

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from extension.engine.precision import Precision, parse_dtype, pick
+from extension.device.precision import Precision, parse_dtype, pick
 from extension.loading import BUNDLED_CONFIGS, build_tokenizer, detect_kind
 
 # parameter counts of the real models (UNet / VAE / text encoder(s) / image encoder)

@@ -16,14 +16,14 @@ memory. :func:`apply_plan` applies a plan with diffusers' own methods. diffusers
 https://huggingface.co/docs/diffusers/optimization/memory ; they need accelerate >= 0.17 (A1111 pins 0.21.0).
 
 Sizes are ESTIMATES: parameter counts of the bundled configs (``extension/configs``; checked against the configs by
-``tests/test_memory.py``) times bytes per element, plus activation terms documented at :func:`activation_bytes`.
+``tests/device/test_memory.py``) times bytes per element, plus activation terms documented at :func:`activation_bytes`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -34,7 +34,7 @@ GiB = 1024**3
 MiB = 1024**2
 
 # Parameter counts of the bundled configs (extension/configs/<kind>/<component>/config.json), counted by
-# instantiating diffusers' / transformers' classes on the meta device (tests/test_memory.py re-counts them).
+# instantiating diffusers' / transformers' classes on the meta device (tests/device/test_memory.py re-counts them).
 PARAMS: dict[str, dict[str, int]] = {
     "unclip-h": {"unet": 870_173_124, "text_encoder": 340_387_840, "image_encoder": 632_076_800, "vae": 83_653_863},
     "unclip-l": {"unet": 869_517_764, "text_encoder": 340_387_840, "image_encoder": 303_966_208, "vae": 83_653_863},
@@ -439,8 +439,3 @@ def job_for(kind: str, params: Mapping[str, Any] | None = None) -> Job:
         int(params.get("height") or side),
         int(params.get("batch_size") or params.get("batch") or 1),
     )
-
-
-def with_flags(flags: MemoryFlags, **changes: Any) -> MemoryFlags:
-    """A copy of ``flags`` with ``changes`` (tests and the CLI)."""
-    return replace(flags, **changes)

@@ -1,4 +1,4 @@
-"""The memory plan (extension/memory.py): the plan table, the WebUI flag mapping, apply_plan on a tiny pipeline.
+"""The memory plan (extension/device/memory.py): the plan table, the WebUI flag mapping, apply_plan on a tiny pipeline.
 
 Oracles: the expected plans are written from the stated goals (unCLIP-H 768² fits 4 GB with --lowvram and 6 GB
 with --medvram; the refiner at 1024² fits 6 GB with --medvram-sdxl and does not fit 8 GB resident) and from the
@@ -15,8 +15,8 @@ import logging
 import pytest
 import torch
 
-from extension.engine import memory
-from extension.engine.memory import Job, MemoryFlags, apply_plan, flags_from_args, plan
+from extension.device import memory
+from extension.device.memory import Job, MemoryFlags, apply_plan, flags_from_args, plan
 
 GB = 1024**3
 F = MemoryFlags
@@ -361,7 +361,7 @@ def test_sequential_offload_cannot_be_undone_in_place(refiner_pipe):
 
 
 def test_decide_logs_the_plan_at_debug(caplog):
-    with caplog.at_level(logging.DEBUG, logger="extension.engine.memory"):
+    with caplog.at_level(logging.DEBUG, logger="extension.device.memory"):
         result = memory.decide("cpu", NONE, H768)
     assert result.mode == "cpu"
     assert any("memory plan for unclip-h 768x768 x1: cpu on cpu" in r.getMessage() for r in caplog.records)

@@ -400,7 +400,7 @@ def test_tab_edit_by_text_pastes_back_and_is_off_without_to_text(pipe, request_,
     from extension.params import TEXT_DIFF
     from extension.runtime import jobs
     from extension.ui import tab
-    from tests.test_ui import FakeHost, make_args
+    from tests.ui.fakes import FakeHost, make_args
 
     diff = TextDiff("an anime drawing", "a photo", 0.35)
     text = generate(pipe, replace(request_, edit=diff)).infotexts[0]

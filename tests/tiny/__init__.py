@@ -1,0 +1,1 @@
+"""The builders behind tests/tiny_models.py (tokenizer, key tables, components); import them from there."""
