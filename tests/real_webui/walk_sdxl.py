@@ -364,6 +364,9 @@ class SDXLSteps(WalkPage):
         finally:
             self.number(f"{self._refiner_prefix}steps", 2)
         r = self._record("interrupted", "Latent", started)
+        ran = r["vae_calls"].get("diffusers_unet", "?")
+        claims = bool(r["refiner_infotext"] and r["refiner_infotext"][0])
+        self.note(f"the refiner's UNet ran {ran} of 150 steps; the kept image's infotext has our keys: {claims}")
         if r["images"] < 1 or r["infotexts"] < 1:
             raise AssertionError(f"the interrupted run kept {r['images']} images / {r['infotexts']} infotexts")
         after = self._generate("after-interrupt", "Latent")

@@ -7,7 +7,8 @@ Counted, by wrapping the REAL modules inside the WebUI process (A1111 and Forge 
   instance attributes that ``modules/sd_samplers_common.py`` and ``modules/processing.py`` call; wrapped again at
   every generation's ``process``, so a reloaded model is covered);
 * ``diffusers_decode`` / ``diffusers_encode``: ``diffusers.AutoencoderKL.decode`` / ``encode`` (class level: the
-  refiner pipeline's VAE).
+  refiner pipeline's VAE); ``diffusers_unet``: ``diffusers.UNet2DConditionModel.forward`` (the refiner's sampling
+  steps that really ran; one call per step with CFG batched).
 
 ``*_images`` sums the batch dimension of the first argument. Routes: ``GET /reimagine-probe/v1/counts`` and
 ``POST /reimagine-probe/v1/reset`` (zero the counts and reset the peak RSS: ``5`` into ``/proc/self/clear_refs``).
@@ -75,6 +76,7 @@ def install(model: Any = None) -> None:
 
         _wrap_class(diffusers.AutoencoderKL, "decode", "diffusers_decode")
         _wrap_class(diffusers.AutoencoderKL, "encode", "diffusers_encode")
+        _wrap_class(diffusers.UNet2DConditionModel, "forward", "diffusers_unet")
     except Exception as error:  # noqa: BLE001 - reported in the counts answer
         COUNTS["diffusers_wrap_failed"] = 1
         print(f"reimagine-vae-probe: could not wrap diffusers.AutoencoderKL: {error}")
