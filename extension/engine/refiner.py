@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from PIL import Image
@@ -49,10 +49,6 @@ from ..prompts import check_prompt
 from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule, seed_noise
 from .text_encoding import PromptEmbeds, check_latents, encode_prompts
-
-if TYPE_CHECKING:
-    pass
-
 
 # The SDXL latent space (base and refiner share the VAE): 4 channels, scaling factor 0.13025.
 SDXL_SCALING_FACTOR = 0.13025
@@ -127,6 +123,7 @@ class RefineRequest:
     crop_top: int = 0  # SDXL crop conditioning (top-left corner of the crop, pixels)
     crop_left: int = 0
     return_latents: bool = False  # latent mode: return refined latents (Result.latents) instead of decoding
+    checked: bool = field(default=False, init=False, repr=False, compare=False)  # validated(); a copy is not
 
     @classmethod
     def from_controls(
@@ -141,18 +138,31 @@ class RefineRequest:
         (``images``, ``latents``, ``seeds``, ``mode``, ...).
         """
         engine = {name: value for name, value in values.items() if name in REFINER_ENGINE_PARAMS}
-        checked = REFINER.validate(refiner_values_from_ui(engine))
+        return cls.from_checked(REFINER.validate(refiner_values_from_ui(engine)), base, seed, **fields)
+
+    @classmethod
+    def from_checked(
+        cls, values: Mapping[str, Any], base: BaseSettings | str | None = None, seed: Any = -1, **fields: Any
+    ) -> RefineRequest:
+        """:meth:`from_controls` for ``values`` that ``REFINER.validate`` already returned (the WebUI hook checks
+        them once per job, then makes one request per image): only the inputs (``fields``, seed) are checked."""
         base = base if isinstance(base, BaseSettings) else BaseSettings.from_infotext(base)
         seed = REIMAGINE["seed"].coerce(seed)
         if seed == -1:
             seed = infotext_seed(base.infotext, seed_list(-1, 1)[0])
-        controls = {name: checked[name] for name in REFINER_ENGINE_PARAMS}
-        return cls(base=base, seed=seed, **{**controls, **fields}).validated()
+        controls = {name: values[name] for name in REFINER_ENGINE_PARAMS}
+        return cls(base=base, seed=seed, **{**controls, **fields})._inputs_checked()
 
     def validated(self) -> RefineRequest:
-        """A copy with every value checked (raises :class:`ParamError`)."""
+        """A copy with every value checked (raises :class:`ParamError`); the request itself once it is checked."""
+        if self.checked:
+            return self
         values = REFINER.validate({name: getattr(self, name) for name in REFINER_ENGINE_PARAMS})
-        values = {name: values[name] for name in REFINER_ENGINE_PARAMS}
+        return replace(self, **{name: values[name] for name in REFINER_ENGINE_PARAMS})._inputs_checked()
+
+    def _inputs_checked(self) -> RefineRequest:
+        """A checked copy, once the inputs (images or latents, seed, size conditioning) are valid (the control
+        values already are)."""
         if not self.images and self.latents is None:
             raise ParamError("nothing to refine: give at least one image (or SDXL latents)")
         for image in self.images:
@@ -168,7 +178,9 @@ class RefineRequest:
         for name in ("original_width", "original_height", "crop_top", "crop_left"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ParamError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
-        return replace(self, seed=seed, **values)
+        request = replace(self, seed=seed)
+        request.checked = True
+        return request
 
     def resolved(self) -> RefineRequest:
         """A validated copy with every blank control replaced by the base's value (or the WebUI default)."""
@@ -193,7 +205,7 @@ class RefineRequest:
         ):
             inherited = " (inherited from the base image's infotext)" if not given.strip() else ""
             check_prompt(text, f"the refiner {what}{inherited}")
-        return replace(
+        resolved = replace(
             request,
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -201,13 +213,17 @@ class RefineRequest:
             sampler_name=sampler,
             scheduler=schedule,
         )
+        resolved.checked = True
+        return resolved
 
 
 @dataclass
 class RefineResult(Result):
-    """:class:`reimagine.Result` plus the mode that ran and, with ``return_latents``, the refined latents."""
+    """:class:`reimagine.Result` plus the mode that ran, its ``Refiner post-pass …`` infotext pairs
+    (:func:`infotext_items`, for the WebUI hook) and, with ``return_latents``, the refined latents."""
 
     mode: str = ""  # "Latent" or "Pixel"
+    items: dict[str, str] = field(default_factory=dict)
     latents: torch.Tensor | None = None
 
 
@@ -510,7 +526,7 @@ def refine(
     seeds = list(request.seeds) if request.seeds is not None else seed_list(request.seed, count)
     train_timesteps = int(pipe.scheduler.config.get("num_train_timesteps", 1000))
     planned = planned_steps(request.steps, request.strength, train_timesteps)
-    result = RefineResult(mode=mode)
+    result = RefineResult(mode=mode, items=infotext_items(request, pipe, mode))
     if mode == "Latent":
         _refine_latents(pipe, request, seeds, planned, result, progress, should_stop, preview)
     else:

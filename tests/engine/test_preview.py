@@ -15,7 +15,7 @@ from PIL import Image
 from extension.engine import preview
 from extension.params import REIMAGINE, TEXT_DIFF
 from extension.runtime.control import Control
-from tests.webui.test_refiner_hook import ON, Tab, site  # noqa: F401 -- the refiner hook's stand-in WebUI fixture
+from tests.webui.refiner.stand_in import ON, Tab, site  # noqa: F401 -- the refiner hook's stand-in WebUI fixture
 from tests.webui_stub.fixture import StubWebUI
 
 # The WebUI's published "Approx cheap" factors, AUTOMATIC1111 v1.10.1 modules/sd_vae_approx.py:84-97

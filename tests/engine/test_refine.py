@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -384,6 +386,11 @@ def test_bad_values_are_rejected_with_a_message(pipe, image, changes, message):
     with pytest.raises(ParamError) as error:
         refine(pipe, RefineRequest(**values))
     assert message in str(error.value)
+    checked = RefineRequest.from_controls({}, images=[image])
+    assert checked.checked
+    with pytest.raises(ParamError) as error:
+        refine(pipe, replace(checked, **changes))  # a changed copy of a checked request is checked again
+    assert message in str(error.value)
 
 
 def test_stop_returns_the_images_that_finished(pipe, image):
@@ -462,6 +469,9 @@ def test_infotext_items_for_the_webui_hook(pipe):
         "Refiner post-pass negative aesthetic": "2.5",
     }
     assert all(key.startswith("Refiner post-pass") for key in items)
+    result = refine(pipe, replace(request, strength=0.0))  # the job returns its items, as its infotext has them
+    written = infotext.parse(result.infotexts[0])
+    assert result.items and result.items == {key: written[key] for key in result.items}
 
 
 # --- CLI ---------------------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.webui.test_refiner_hook import ON, PREFIX, Tab, params
-from tests.webui.test_refiner_hook import site as site  # noqa: F401 -- pytest fixture
+from tests.webui.refiner.stand_in import ON, PREFIX, Tab, params
+from tests.webui.refiner.stand_in import site as site  # noqa: F401 -- pytest fixture
 from tests.webui_stub.fixture import StubWebUI
 from tests.webui_stub.fixture import webui as webui  # noqa: F401 -- pytest fixture
 

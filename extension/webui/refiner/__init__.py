@@ -8,7 +8,9 @@ Where it runs (the hooks of ``scripts.Script``; see docs/webui-contract.md):
   ``ps.samples``; the WebUI then decodes them once, as it would have anyway.
 - **Pixel mode** in ``postprocess_image``: every other case (SD 1.x/2.x bases, Hires fix, Pixel chosen). It runs on
   each final image after Hires fix and face restoration, before saving, so the refined image is what is saved, shown
-  and put into the grid.
+  and put into the grid. A chosen Latent that cannot run says why in the infotext: ``Refiner post-pass mode: Pixel
+  (Hires fix)``. With Hires fix the WebUI decodes the Hires pass's latents inside ``sample_hr_pass`` (A1111 and Forge
+  ``modules/processing.py``), so ``post_sample`` only ever sees ``DecodedSamples``.
 
 Arguments (the components of :func:`ui`, in the order of :data:`extension.params.REFINER`) come either positionally
 or, from the API, as one dict of named values (``{"enabled": true, "model": ..., "strength": ...}``; ``enabled``
@@ -18,30 +20,29 @@ must know about (unknown argument name, missing or wrong model, a failing pass) 
 ``Refiner post-pass error`` (in the image's PNG, the page's generation info and the API's ``info``), a comment under
 the image in the page, and a line in the WebUI log; the generation goes on without the post-pass.
 
-Progress: the WebUI counts one job per batch (two with Hires fix). The first ``post_sample`` of a run adds one job per
-batch for the post-pass, and each batch's post-pass ends with one ``state.nextjob()``; its steps are reported as
-``sampling_step`` / ``sampling_steps``. Interrupt and Skip stop the pass between steps; the image stays unrefined.
+Progress (:class:`.jobs.BatchJobs`): the WebUI counts one job per batch (two with Hires fix). The first
+``post_sample`` of a run adds one job per batch for the post-pass, and each batch's post-pass ends with one
+``state.nextjob()``; its steps are reported as ``sampling_step`` / ``sampling_steps``. Interrupt and Skip stop the pass between steps; the image stays unrefined.
 
 Memory: the refiner is loaded through the shared host (:meth:`extension.runtime.host.Host.pipeline`): the WebUI's
 checkpoint leaves the GPU only when both would not fit and is always put back when the hook returns (other
 extensions' hooks, e.g. ADetailer's, need it), never reloaded; the refiner stays resident or is offloaded after each
 call according to the setting "Reimagine and refiner models between runs".
 
-Modules: :mod:`.controls` (arguments, model, per-run state), :mod:`.hooks`, :mod:`.progress`, :mod:`.report`
+Modules: :mod:`.controls` (arguments, model, per-run state), :mod:`.hooks`, :mod:`.jobs`, :mod:`.progress`,
+:mod:`.report`
 (infotext keys and warnings), :mod:`.accordion`, :mod:`.paste`, :mod:`.xyz`.
 """
 
 from __future__ import annotations
 
-from .accordion import steps_note, ui
-from .controls import INFO, TITLE, XYZ_ATTR
+from .accordion import ui
+from .controls import TITLE
 from .hooks import post_sample, postprocess, postprocess_batch_list, postprocess_image, process, process_batch
 from .xyz import register_xyz_axes
 
 __all__ = [
-    "INFO",
     "TITLE",
-    "XYZ_ATTR",
     "post_sample",
     "postprocess",
     "postprocess_batch_list",
@@ -49,6 +50,5 @@ __all__ = [
     "process",
     "process_batch",
     "register_xyz_axes",
-    "steps_note",
     "ui",
 ]

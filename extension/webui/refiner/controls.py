@@ -14,6 +14,7 @@ from ...errors import ModelLoadError, ParamError
 from ...loading.discovery import REFINER_KINDS, ModelChoice, closest
 from ...params import REFINER, REFINER_INFOTEXT_PREFIX, refiner_values_from_ui
 from ..host import shared_host
+from .jobs import BatchJobs
 
 TITLE = "Refiner post-pass"
 """The script's title: the key of ``alwayson_scripts`` in API requests (matched case-insensitively)."""
@@ -49,6 +50,25 @@ RUN_ATTR = "reimagine_refiner_run"
 
 
 XYZ_ATTR = "reimagine_refiner_xyz"
+
+
+MODE_KEY = str(REFINER["mode"].infotext)
+
+
+FALLBACK_HIRES = "Hires fix"
+FALLBACK_BASE = "base not SDXL"
+FALLBACK_LATENTS = "latents unlike the refiner's"
+"""Why a chosen Latent mode ran as Pixel, as the infotext says it: ``Refiner post-pass mode: Pixel (Hires fix)``."""
+
+
+def mode_text(chosen: str, ran: str, fallback: str) -> str:
+    """The infotext's mode value: what ran (Auto's choice included), and why when a chosen Latent could not run."""
+    return f"{ran} ({fallback})" if chosen == "Latent" and ran == "Pixel" and fallback else ran
+
+
+def chosen_mode(text: str) -> str:
+    """The mode the user chose, from the infotext's mode value (``Pixel (…)`` is a Latent that could not run)."""
+    return "Latent" if re.fullmatch(r"Pixel \(.+\)", text.strip()) else text
 
 
 XYZ_AXES: dict[str, str] = {
@@ -102,11 +122,12 @@ def _kind_of(webui_host: Any, name: str) -> str | None:
     return None
 
 
-def parse_args(args: Sequence[Any]) -> dict[str, Any]:
+def parse_args(args: Sequence[Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The script's arguments → validated :data:`REFINER` values (raises :class:`ParamError`).
 
     Accepted: the positional list in :func:`ui` order (= the table's order), one dict of named values (``enabled``
-    defaults to true: passing settings means "run it"), or ``[enabled, {named values}]``.
+    defaults to true: passing settings means "run it"), or ``[enabled, {named values}]``. ``overrides``: an X/Y/Z
+    cell's values of our axes, which switch the post-pass on.
     """
     args = list(args)
     if args and isinstance(args[0], Mapping):
@@ -115,6 +136,8 @@ def parse_args(args: Sequence[Any]) -> dict[str, Any]:
         raw = {"enabled": args[0], **args[1]}
     else:
         raw = dict(zip(REFINER.params, args))
+    if overrides:
+        raw = {**raw, **overrides, "enabled": True}
     return REFINER.validate(refiner_values_from_ui(raw))
 
 
@@ -135,11 +158,9 @@ class Run:
 
     values: dict[str, Any] = field(default_factory=dict)
     choice: ModelChoice | None = None
-    error: str | None = None
     failed: bool = False  # a pass failed: the remaining images stay unrefined (the error is in the infotext)
-    jobs_added: bool = False
-    accounted: set[int] = field(default_factory=set)  # batches whose post-pass job was ended (state.nextjob)
-    batch_len: dict[int, int] = field(default_factory=dict)
+    jobs: BatchJobs = field(default_factory=BatchJobs)
+    fallback: str = ""  # why a chosen Latent mode runs as Pixel (FALLBACK_* below); blank: it did not fall back
     latent_batches: set[int] = field(default_factory=set)  # batches refined as latents in post_sample
     latent_originals: dict[int, list[Any]] = field(default_factory=dict)  # keep_original in latent mode
     originals: list[tuple[Any, str]] = field(default_factory=list)  # (image, infotext) shown after the results

@@ -8,10 +8,22 @@ import re
 from typing import Any
 
 from ...errors import ParamError, ReimagineError
-from ...params import REFINER, refiner_values_from_ui
 from ..host import shared_host
-from .controls import BEFORE_SUFFIX, RUN_ATTR, TITLE, XYZ_ATTR, Run, find_model, meant_to_run, parse_args, run_of
-from .progress import add_jobs, end_job, job_text, live_preview, reporter, should_stop
+from .controls import (
+    BEFORE_SUFFIX,
+    FALLBACK_BASE,
+    FALLBACK_HIRES,
+    FALLBACK_LATENTS,
+    RUN_ATTR,
+    TITLE,
+    XYZ_ATTR,
+    Run,
+    find_model,
+    meant_to_run,
+    parse_args,
+    run_of,
+)
+from .progress import job_text, live_preview, reporter, should_stop
 from .report import clear_keys, fail, refiner_keys, set_keys, warn, without_keys
 
 _EXTRA_NETWORK = re.compile(r"<\w+:[^>]+>")  # <lora:name:1.0>: the WebUI's extra-network syntax, not prompt text
@@ -72,9 +84,10 @@ def base_is_sdxl(p: Any) -> bool:
 
 
 def request_for(run: Run, p: Any, index: int, **fields: Any) -> Any:
+    """The engine request for image ``index`` (the values were checked once, in :func:`process`)."""
     from ...engine.refiner import RefineRequest
 
-    return RefineRequest.from_controls(run.values, base_settings(p, index), **fields)
+    return RefineRequest.from_checked(run.values, base_settings(p, index), **fields)
 
 
 def process(p: Any, *args: Any) -> None:
@@ -83,39 +96,35 @@ def process(p: Any, *args: Any) -> None:
     setattr(p, RUN_ATTR, run)
     clear_keys(p, error_too=True)  # X/Y/Z cells share one extra_generation_params dict
     try:
-        values = parse_args(args)
-        overrides = getattr(p, XYZ_ATTR, None)
-        if overrides:  # an X/Y/Z axis of ours switches the post-pass on for its cells
-            values = REFINER.validate(refiner_values_from_ui({**values, **overrides, "enabled": True}))
+        values = parse_args(args, getattr(p, XYZ_ATTR, None))  # the job's one check of the values
     except ParamError as error:
         if meant_to_run(args):
-            warn(p, run, f"invalid arguments for {TITLE!r}: {error}")
+            warn(p, f"invalid arguments for {TITLE!r}: {error}")
         return
     if not values["enabled"]:
         return
     if base_makes_video(p):
-        warn(p, run, VIDEO_BASE)
+        warn(p, VIDEO_BASE)
         return
     run.values = values
     try:
         run.choice = find_model(values["model"])
     except ReimagineError as error:
-        warn(p, run, str(error))
+        warn(p, str(error))
 
 
 def process_batch(p: Any, *args: Any, batch_number: int = 0, **kwargs: Any) -> None:
     """Safety net: a previous batch whose post-pass job was not ended (its last image never reached us)."""
     run = run_of(p)
     if run is not None and run.active:
-        for batch in range(batch_number):
-            end_job(run, batch)
+        run.jobs.end_before(batch_number)
 
 
 def postprocess_batch_list(p: Any, pp: Any, *args: Any, batch_number: int = 0, **kwargs: Any) -> None:
     """Remember how many images this batch has (the last one ends the post-pass job)."""
     run = run_of(p)
     if run is not None and run.active:
-        run.batch_len[batch_number] = len(pp.images)
+        run.jobs.sizes[batch_number] = len(pp.images)
 
 
 def post_sample(p: Any, ps: Any, *args: Any) -> None:
@@ -123,22 +132,20 @@ def post_sample(p: Any, ps: Any, *args: Any) -> None:
     run = run_of(p)
     if run is None or not run.active:
         return
-    add_jobs(p, run)
+    run.jobs.add(p)
     samples = ps.samples
-    if (
-        run.failed
-        or run.values["mode"] == "Pixel"
-        or getattr(samples, "already_decoded", False)
-        or not hasattr(samples, "ndim")
-        or samples.ndim != 4
-        or samples.shape[1] != 4
-        or not base_is_sdxl(p)
-    ):
+    if run.failed or run.values["mode"] == "Pixel":
         return  # pixel mode in postprocess_image
+    if getattr(samples, "already_decoded", False):
+        run.fallback = FALLBACK_HIRES  # the WebUI decoded the Hires pass's latents inside sample_hr_pass
+        return
+    if not hasattr(samples, "ndim") or samples.ndim != 4 or samples.shape[1] != 4 or not base_is_sdxl(p):
+        run.fallback = FALLBACK_BASE
+        return
     batch = int(getattr(p, "iteration", 0))
     if should_stop():
         return
-    end_job(run, batch)  # the sampling job is over; ours runs now, the WebUI's nextjob after decoding ends it
+    run.jobs.end(batch)  # the sampling job is over; ours runs now, the WebUI's nextjob after decoding ends it
     originals = _decode_originals(p, samples) if run.values["keep_original"] else None
     try:
         refined = _refine_latents(p, run, samples)
@@ -182,6 +189,7 @@ def _refine_latents(p: Any, run: Run, samples: Any) -> tuple[Any, dict[str, str]
     job = {"width": samples.shape[-1] * 8, "height": samples.shape[-2] * 8, "batch_size": max(map(len, groups))}
     with job_text(), shared_host().pipeline(run.choice, "refiner", job) as pipe:
         if not latents_fit_refiner(samples, "sdxl", pipe):
+            run.fallback = FALLBACK_LATENTS
             return None
         for number, group in enumerate(groups):
             request = request_for(
@@ -204,7 +212,7 @@ def _refine_latents(p: Any, run: Run, samples: Any) -> tuple[Any, dict[str, str]
                 return None  # stopped: the batch stays as the base made it
             pieces.append(result.latents)
             if not items:
-                items = refiner_keys(request, pipe, result.mode, run)
+                items = refiner_keys(result, run)
     import torch
 
     return torch.cat(pieces), items
@@ -268,8 +276,7 @@ def postprocess_image(p: Any, pp: Any, *args: Any) -> None:
         with contextlib.suppress(Exception):
             shared_host().control().preview(image)  # the finished image (when live previews are on)
     finally:
-        if index >= run.batch_len.get(batch, len(getattr(p, "seeds", None) or [0])) - 1:
-            end_job(run, batch)
+        run.jobs.image_done(batch, index, len(getattr(p, "seeds", None) or [0]))
 
 
 def _refine_image(p: Any, run: Run, image: Any, index: int) -> tuple[Any, dict[str, str]] | None:
@@ -279,7 +286,7 @@ def _refine_image(p: Any, run: Run, image: Any, index: int) -> tuple[Any, dict[s
     seeds = list(getattr(p, "seeds", None) or [])
     seed = int(seeds[index]) if index < len(seeds) else int(getattr(p, "seed", 0) or 0)
     planned = planned_steps(run.values["steps"], run.values["strength"])
-    images = run.batch_len.get(int(getattr(p, "iteration", 0)), len(seeds) or 1)
+    images = run.jobs.size(int(getattr(p, "iteration", 0)), len(seeds) or 1)
     request = request_for(run, p, index, images=[image], seeds=[seed], mode="Pixel")
     job = {"width": image.width, "height": image.height, "batch_size": 1}
     with job_text(), shared_host().pipeline(run.choice, "refiner", job) as pipe:
@@ -293,7 +300,7 @@ def _refine_image(p: Any, run: Run, image: Any, index: int) -> tuple[Any, dict[s
         if result.interrupted or not result.images:
             return None
         refined = result.images[0]
-        return refined, refiner_keys(request, pipe, result.mode, run)
+        return refined, refiner_keys(result, run)
 
 
 def _keep_original(p: Any, run: Run, image: Any, index: int) -> None:
@@ -331,9 +338,7 @@ def postprocess(p: Any, processed: Any, *args: Any) -> None:
     run = run_of(p)
     if run is None:
         return
-    for batch in range(int(getattr(p, "n_iter", 1) or 1)):
-        if batch in run.batch_len:
-            end_job(run, batch)
+    run.jobs.end_seen(int(getattr(p, "n_iter", 1) or 1))
     if run.originals:
         processed.images.extend(image for image, _ in run.originals)
         processed.infotexts.extend(text for _, text in run.originals)

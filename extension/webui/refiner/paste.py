@@ -8,7 +8,7 @@ from typing import Any
 from ...loading.discovery import REFINER_KINDS, closest
 from ...params import REFINER, refiner_value_to_ui
 from ..host import shared_host
-from .controls import PREFIX
+from .controls import MODE_KEY, PREFIX, chosen_mode
 
 
 class PasteKey(str):
@@ -32,7 +32,8 @@ def paste_value(name: str, params: Mapping[str, Any]) -> Any:
     """What pasting ``params`` (a parsed infotext) sets control ``name`` to; None = leave it unchanged.
 
     Without our keys the post-pass is switched off and nothing else changes. With them: every written value is
-    restored; inherited ones (not written) go back to blank; the model is matched by name among the offered ones.
+    restored; inherited ones (not written) go back to blank; the model is matched by name among the offered ones; the
+    mode is the one chosen (``Pixel (Hires fix)``: Latent, which could not run).
     """
     if PREFIX not in params:
         return False if name == "enabled" else None
@@ -41,6 +42,8 @@ def paste_value(name: str, params: Mapping[str, Any]) -> Any:
     if name == "model":
         choice = closest(shared_host().models(REFINER_KINDS), params.get(PREFIX))
         return choice.name if choice is not None else None
+    if MODE_KEY in params:  # "Pixel (Hires fix)": the user chose Latent
+        params = {**params, MODE_KEY: chosen_mode(str(params[MODE_KEY]))}
     found = REFINER.from_infotext(params)
     if name in found:
         return refiner_value_to_ui(name, found[name])

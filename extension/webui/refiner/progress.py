@@ -1,4 +1,4 @@
-"""The post-pass on the WebUI's progress bar: one more job per batch, its steps, its text, its live previews."""
+"""The post-pass on the WebUI's progress bar: its steps, its text, its live previews (its jobs: :mod:`.jobs`)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,13 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .controls import LABEL, Run
-
-
-def webui_state() -> Any:
-    from modules import shared
-
-    return shared.state
+from .controls import LABEL
+from .jobs import webui_state
 
 
 def should_stop() -> bool:
     state = webui_state()
     return bool(state.interrupted or state.skipped)
-
-
-def add_jobs(p: Any, run: Run) -> None:
-    """Once per run, after the WebUI has set its job count (Hires fix doubles it during the first sampling): one
-    more job per batch for the post-pass."""
-    if run.jobs_added:
-        return
-    run.jobs_added = True
-    state = webui_state()
-    if int(getattr(state, "job_count", 0) or 0) > 0:
-        state.job_count += int(getattr(p, "n_iter", 1) or 1)
-
-
-def end_job(run: Run, batch: int) -> None:
-    """The post-pass job of ``batch`` is over (whatever happened): one ``state.nextjob()``."""
-    if run.jobs_added and batch not in run.accounted:
-        run.accounted.add(batch)
-        webui_state().nextjob()
 
 
 @contextlib.contextmanager

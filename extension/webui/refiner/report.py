@@ -9,7 +9,7 @@ from typing import Any
 
 from ...errors import ReimagineError
 from ...params import REFINER
-from .controls import ERROR_KEY, PREFIX, Run
+from .controls import ERROR_KEY, MODE_KEY, PREFIX, Run, mode_text
 
 
 def clear_keys(p: Any, *, error_too: bool = False) -> None:
@@ -38,11 +38,10 @@ def without_keys(p: Any) -> Iterator[None]:
         p.extra_generation_params.update(saved)
 
 
-def warn(p: Any, run: Run, message: str, *, exc_info: bool = False) -> None:
+def warn(p: Any, message: str, *, exc_info: bool = False) -> None:
     """Tell the user the post-pass did not run: infotext key, a comment under the image, the log, a toast."""
     from modules import errors
 
-    run.error = message
     p.extra_generation_params[ERROR_KEY] = message
     text = f"Refiner post-pass skipped: {message}"
     with contextlib.suppress(Exception):
@@ -59,16 +58,16 @@ def fail(p: Any, run: Run, error: BaseException) -> None:
     """A pass failed: warn (with the traceback unless it is a user-fixable error) and stop refining this run."""
     run.failed = True
     if isinstance(error, ReimagineError):
-        warn(p, run, str(error))
+        warn(p, str(error))
     else:
-        warn(p, run, f"{type(error).__name__}: {error}", exc_info=True)
+        warn(p, f"{type(error).__name__}: {error}", exc_info=True)
 
 
-def refiner_keys(request: Any, pipe: Any, mode: str, run: Run) -> dict[str, str]:
-    """The engine's ``Refiner post-pass …`` keys (+ keep_original when the table gives it a key)."""
-    from ...engine.refiner import infotext_items
-
-    items = infotext_items(request.resolved(), pipe, mode)
+def refiner_keys(result: Any, run: Run) -> dict[str, str]:
+    """The engine's ``Refiner post-pass …`` keys of ``result`` (:class:`RefineResult.items`), the mode as
+    :func:`mode_text` says it, + keep_original when the table gives it a key."""
+    items = dict(result.items)
+    items[MODE_KEY] = mode_text(run.values["mode"], result.mode, run.fallback)
     key = REFINER["keep_original"].infotext
     if key and run.values.get("keep_original"):
         items[key] = "True"
