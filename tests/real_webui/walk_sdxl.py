@@ -312,9 +312,11 @@ class SDXLSteps(WalkPage):
         finally:
             self._hires(False)
         text = r["refiner_infotext"][0] if r["refiner_infotext"] else ""
-        _need_keys(text, "Refiner post-pass mode: Pixel")
-        says_why = bool(re.search(r"Hires", text, re.IGNORECASE))
-        self.note(f"Latent under Hires fix ran as Pixel; the infotext says why: {says_why}")
+        # the WebUI decodes the Hires pass inside sample_hr_pass: a chosen Latent runs as Pixel and says so
+        _need_keys(text, "Refiner post-pass mode: Pixel (Hires fix)")
+        if r["vae_calls"].get("diffusers_encode_images", 0) < 1:
+            raise AssertionError(f"Latent under Hires fix did not run as Pixel: {r['vae_calls']}")
+        self.note("Latent under Hires fix ran as Pixel, and the infotext says why: 'Pixel (Hires fix)'")
 
     def step_sdxl_batch(self) -> None:
         r = self._generate("batch-2x2", "Latent", batch_count=2, batch_size=2)
