@@ -2,7 +2,7 @@
 
 One-off generator (test-only): builds diffusers' SDXL UNet/VAE/text encoders on the ``meta`` device from the configs
 in ``extension/configs/sdxl-base`` (no download, no weights) and renames them with the converters of
-``tests/tiny_models.py`` -- the same ones the tiny SDXL files use. ``make_sdxl_base.py`` reads only the JSON.
+``tests/tiny/keys.py`` -- the same ones the tiny SDXL files use. ``make_sdxl_base.py`` reads only the JSON.
 
     python tests/real_webui/sdxl_table.py   # rewrites tests/real_webui/sdxl_base_keys.json
 """
@@ -22,10 +22,11 @@ TABLE = Path(__file__).with_name("sdxl_base_keys.json")
 
 def build_table() -> dict[str, list]:
     """The key table, sorted by key."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import tiny_models as tm
+    sys.path.insert(0, str(ROOT))
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from tests.tiny import keys as tm
 
     cfg = ROOT / "extension" / "configs" / "sdxl-base"
     with torch.device("meta"):
@@ -34,8 +35,8 @@ def build_table() -> dict[str, list]:
         te1 = CLIPTextModel(CLIPTextConfig.from_pretrained(cfg / "text_encoder"))
         te2 = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(cfg / "text_encoder_2"))
     sd = {}
-    sd.update(tm.unet_to_original(tm._params(unet), unet.config))  # noqa: SLF001 - test-only helper reuse
-    sd.update(tm.vae_to_original(tm._params(vae), vae.config))  # noqa: SLF001
+    sd.update(tm.unet_to_original(dict(unet.state_dict()), unet.config))
+    sd.update(tm.vae_to_original(dict(vae.state_dict()), vae.config))
     emb = "conditioner.embedders.1.model."
     sd.update(tm.clip_text_to_open_clip(te2, emb))
     sd[emb + "logit_scale"] = torch.tensor(math.log(100.0))
