@@ -344,7 +344,8 @@ class SDXLSteps(WalkPage):
         if problems:
             raise AssertionError("; ".join(problems))
 
-    def step_sdxl_interrupt(self) -> None:
+    def _interrupted_run(self, label: str, clicks: int) -> dict[str, Any]:
+        """Batch count 2, 150 refiner steps; Interrupt ``clicks`` times once the bar says "Refiner post-pass"."""
         p = self.page
         self.top_tab("txt2img")
         self._mode("Latent")
@@ -361,16 +362,41 @@ class SDXLSteps(WalkPage):
             p.wait_for_timeout(1000)
             p.click("#txt2img_interrupt")
             self.note(f"Interrupt clicked during the post-pass after {time.time() - started:.0f} s")
+            if clicks > 1:
+                p.wait_for_timeout(1500)
+                toast = p.locator(".toast-body, .toast-wrap").all_inner_texts()
+                again = "#txt2img_interrupting" if self.visible("txt2img_interrupting") else "#txt2img_interrupt"
+                p.click(again)
+                self.note(f"the WebUI said {[t.strip()[:120] for t in toast]}; clicked {again} again")
             self.wait_info_change("txt2img", before, timeout_s=WAIT_S)
             self.wait_idle("txt2img", timeout_s=WAIT_S)
         finally:
             self.number(f"{self._refiner_prefix}steps", 2)
-        r = self._record("interrupted", "Latent", started)
-        ran = r["vae_calls"].get("diffusers_unet", "?")
+            self.number("txt2img_batch_count", 1)
+        r = self._record(label, "Latent", started)
         claims = bool(r["refiner_infotext"] and r["refiner_infotext"][0])
-        self.note(f"the refiner's UNet ran {ran} of 150 steps; the kept image's infotext has our keys: {claims}")
+        self.note(
+            f"{clicks} click(s): the refiner's UNet ran {r['vae_calls'].get('diffusers_unet', 0)} of 150 steps; "
+            f"{r['images']} image(s) kept; its infotext has our keys: {claims}"
+        )
         if r["images"] < 1 or r["infotexts"] < 1:
             raise AssertionError(f"the interrupted run kept {r['images']} images / {r['infotexts']} infotexts")
+        return r
+
+    def step_sdxl_interrupt(self) -> None:
+        # The WebUI's "Don't Interrupt in the middle" (interrupt_after_current, on by default; ui_toprow.py): with more
+        # than one job, the first click stops after the current image -- the post-pass finishes that image, batch 2
+        # never starts; a second click ("Interrupting...") interrupts now -- the post-pass stops between steps and
+        # the image stays as the base made it.
+        once = self._interrupted_run("interrupted (1 click)", 1)
+        if once["images"] != 1 or once["vae_calls"].get("diffusers_unet", 0) != 150:
+            raise AssertionError(f"one click: expected the image finished (150 refiner steps), batch 2 skipped: {once}")
+        twice = self._interrupted_run("interrupted (2 clicks)", 2)
+        ran = twice["vae_calls"].get("diffusers_unet", 0)
+        if ran >= 150:
+            raise AssertionError("the second click did not stop the post-pass: its UNet ran all 150 steps")
+        if twice["refiner_infotext"] and twice["refiner_infotext"][0]:
+            raise AssertionError(f"the unrefined image's infotext claims the post-pass: {twice['refiner_infotext'][0]}")
         after = self._generate("after-interrupt", "Latent")
         if after["images"] != 1 or not after["refiner_infotext"]:
             raise AssertionError(f"the run after the interrupt: {after['images']} images")
