@@ -107,7 +107,10 @@ class SDXLSteps(WalkPage):
         apply.click()
         # No HTTP request while the WebUI starts again: A1111 1.10 dies with "Cannot add middleware after an
         # application has started" when a request reaches it between gradio's launch and its API middleware
-        # (seen once in this walk). With the log, wait for a new "Startup time:" line first.
+        # (seen once in this walk). So the page (whose restart_reload() pings ./internal/ping every 500 ms) is left,
+        # and with the log the walk waits for a new "Startup time:" line (printed after the API is added) first.
+        self.page.wait_for_timeout(1000)
+        self.page.goto("about:blank")
         while time.time() - started < WAIT_S:
             time.sleep(5)
             if (startups is None or self._startups() > startups) and self._probe_up():
