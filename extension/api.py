@@ -53,12 +53,6 @@ class Backend(Protocol):
 # Validation helpers (plain functions: tested without a server)
 
 
-def decode_image(data: str, index: int = 0):
-    """A PIL image (upright, 8-bit RGB) from base64, optionally line-wrapped or a ``data:image/...;base64,`` URL;
-    4xx errors for anything else."""
-    return rest.decode_images([rest.probe_image(data, index)])[0]
-
-
 def encode_png(image, infotext_text: str) -> str:
     """Base64 PNG carrying its infotext, as ``/sdapi/v1/txt2img`` returns images."""
     from .outputs import png_info
@@ -262,6 +256,26 @@ def _check_work(outputs: int, steps: int, settings: dict[str, Any]) -> None:
     rest.check_work(outputs, steps, area, 1, _chunks(settings["prompt"], settings["negative_prompt"]))
 
 
+def _text_diff(body: dict[str, Any] | None, frames: Any) -> tuple[Any, int | None]:
+    """The REST ``text_diff: {from, to, amount}`` and ``frames`` fields -> (edit, strip frames), built by
+    ``TextDiff.from_controls``; a 422 on an empty/too long text, an amount outside 0-1 or frames without a text
+    diff."""
+    from .engine.text_diff import TextDiff
+
+    if body is None:
+        if frames is not None:
+            raise ApiError(422, "frames needs text_diff (a strip along a text edit); /interpolate morphs two images")
+        return None, None
+    values = {
+        "text_diff_to": body.get("to") or "",
+        "text_diff_from": body.get("from"),
+        "text_diff_amount": body.get("amount"),
+    }
+    names = {"text_diff_to": "text_diff.to", "text_diff_from": "text_diff.from", "text_diff_amount": "text_diff.amount"}
+    diff = TextDiff.from_controls(values, blank_is_off=False, names=names)
+    return diff, (None if frames is None else FRAMES.coerce(frames))
+
+
 def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     info = {
         "infotexts": result.infotexts,
@@ -279,16 +293,16 @@ def _response(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
 def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
-    from .engine.text_diff import text_diff_from_api, text_diff_strip
+    from .engine.text_diff import text_diff_strip
     from .engine.unclip import VariationRequest, generate
 
     stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
     probes = _probes(values, (1, MAX_IMAGES))
     weights = values.pop("weights", None)
-    diff, frames = text_diff_from_api(values.pop("text_diff", None), values.pop("frames", None))
+    diff, frames = _text_diff(values.pop("text_diff", None), values.pop("frames", None))
     settings = REIMAGINE.validate(values)
-    request = VariationRequest(images=probes, weights=weights, edit=diff, **settings).validated()
+    request = VariationRequest.from_controls(settings, probes, weights, diff)
     _check_work(frames or _outputs(settings), settings["steps"], settings)
 
     size = {"width": settings["width"], "height": settings["height"]}
@@ -315,21 +329,23 @@ def _run_variations(backend: Backend, values: dict[str, Any], stop: JobStop | No
 
 
 def _run_interpolate(backend: Backend, values: dict[str, Any], stop: JobStop | None = None) -> dict[str, Any]:
-    from .engine.unclip import InterpolationRequest, VariationRequest, interpolate
+    from dataclasses import replace
+
+    from .engine.unclip import InterpolationRequest, interpolate
 
     stop = stop or JobStop()
     model = find_model(backend, values.pop("model", None), ("unclip-h", "unclip-l"))
     probes = _probes(values, (2, 2))
     frames = FRAMES.coerce(values.pop("frames", None))
     settings = REIMAGINE.validate(values)
-    VariationRequest(images=probes, **{**settings, "mix": "slerp"}).validated()
+    request = InterpolationRequest.from_controls(settings, *probes, frames)
     _check_work(frames * settings["batch_size"], settings["steps"], settings)
 
     def job(progress: Any, should_stop: Any) -> Any:
         image_a, image_b = rest.decode_images(probes)
-        request = InterpolationRequest(image_a, image_b, frames, VariationRequest(images=[], **settings))
         pipe = backend.load(model, {"width": settings["width"], "height": settings["height"], "batch_size": 1})
-        return interpolate(pipe, request, progress=progress, should_stop=stop.wrap(should_stop))
+        decoded = replace(request, image_a=image_a, image_b=image_b)
+        return interpolate(pipe, decoded, progress=progress, should_stop=stop.wrap(should_stop))
 
     result = rest.on_job_thread(stop, lambda: backend.run_job("Reimagine interpolation", job))
     return _response(result, {**settings, "frames": frames, "model": model.name})

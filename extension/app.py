@@ -91,6 +91,9 @@ def start(
     without blocking. Only requests whose ``Host`` (and ``Origin``, when sent) is a loopback name, ``listen`` or one of
     ``allowed_hosts`` are answered (:mod:`extension.security`). ``models_dir`` and ``host_options`` (``models``,
     ``outdir``, ``config_root``, ``karlo_stats``, ``device``, …) are the :class:`~extension.ui.standalone.StandaloneHost`'s."""
+    from fastapi import APIRouter
+    from starlette.middleware import Middleware
+
     from . import security
     from .api import add_routes
     from .runtime.backend import ApiBackend
@@ -101,6 +104,13 @@ def start(
     host = StandaloneHost(models_dir, **host_options)
     demo, _ = build_app(host, engine)
     demo.queue(**compat.queue_limit(4))
+    hosts = security.allowed_host_names(listen, allowed_hosts)
+    # The REST API and the host guard go into the FastAPI app as gradio creates it (launch's documented
+    # ``app_kwargs``): in place before the server accepts its first connection, not added after launch() returned.
+    api = APIRouter()
+    add_routes(api, ApiBackend(host))
+    roots = [*host.allowed_dirs(), *security.gradio_file_roots(None)]
+    guard = Middleware(security.LocalOnly, hosts=frozenset(hosts), file_roots=roots)
     app, local_url, _ = demo.launch(
         **compat.launch_kwargs(
             css=page_css(),
@@ -111,10 +121,10 @@ def start(
             quiet=quiet,
             inbrowser=False,
             share=False,
+            app_kwargs={"routes": list(api.routes), "middleware": [guard]},
         )
     )
-    security.install(app, security.allowed_host_names(listen, allowed_hosts), host.allowed_dirs())
-    add_routes(app, ApiBackend(host))  # the REST API
+    security.install(app, hosts, host.allowed_dirs())  # then outermost, and gradio's CORS middleware dropped
     return Running(demo=demo, app=app, host=host, url=local_url)
 
 

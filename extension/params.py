@@ -30,6 +30,8 @@ class Param:
     infotext: str | None = None  # key in the infotext line; None = not written as a key
     help: str = ""
     inherit: bool = False  # None / blank means "inherit from the base generation"
+    flag: str | None = None  # the CLI option when not ``--name`` (``cfg_scale`` → ``--cfg``)
+    write_default: bool = True  # False: the infotext key is left out at the default value (a control that is off)
 
     def coerce(self, value: Any) -> Any:
         """Return ``value`` converted to this parameter's type and checked, or raise :class:`ParamError`."""
@@ -110,7 +112,12 @@ class ParamTable:
 
     def infotext_items(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The ``Key: value`` pairs for ``values`` (only parameters that have an infotext key)."""
-        return {p.infotext: values.get(p.name) for p in self if p.infotext}
+        items = {}
+        for p in self:
+            if p.infotext:
+                value = values.get(p.name)
+                items[p.infotext] = None if not p.write_default and value == p.default else value
+        return items
 
     def from_infotext(self, parsed: Mapping[str, str]) -> dict[str, Any]:
         """Values found in a parsed infotext, by parameter name (keys missing from it are left out)."""
@@ -134,7 +141,7 @@ MIX_MODES = ("average", "slerp")
 REIMAGINE = ParamTable(
     [
         Param("prompt", "Prompt", "", str, help="optional: steers the variations; empty = pure variation"),
-        Param("negative_prompt", "Negative prompt", "", str),
+        Param("negative_prompt", "Negative prompt", "", str, flag="--negative"),
         Param(
             "noise_level",
             "Noise level",
@@ -146,10 +153,39 @@ REIMAGINE = ParamTable(
             infotext="Noise level",
             help="noise added to the image embedding: 0 keeps closest to the input, 999 drifts furthest",
         ),
+        Param(
+            "keep_composition",
+            "Keep composition",
+            0.0,
+            float,
+            0.0,
+            1.0,
+            0.05,
+            infotext="Keep composition",
+            write_default=False,
+            help="how much of the input's layout to keep: start from the first input image's latents, noised as "
+            "img2img does at denoising strength 1 - this; 0 = pure noise (a new composition), 1 = the input itself",
+        ),
         Param("steps", "Sampling steps", 20, int, 1, 150, 1, infotext="Steps"),
-        Param("cfg_scale", "CFG Scale", 10.0, float, 1.0, 30.0, 0.5, infotext="CFG scale"),
-        Param("sampler_name", "Sampling method", "DPM++ 2M", str, choices=SAMPLER_NAMES, infotext="Sampler"),
-        Param("scheduler", "Schedule type", "Automatic", str, choices=SCHEDULE_NAMES, infotext="Schedule type"),
+        Param("cfg_scale", "CFG Scale", 10.0, float, 1.0, 30.0, 0.5, infotext="CFG scale", flag="--cfg"),
+        Param(
+            "sampler_name",
+            "Sampling method",
+            "DPM++ 2M",
+            str,
+            choices=SAMPLER_NAMES,
+            infotext="Sampler",
+            flag="--sampler",
+        ),
+        Param(
+            "scheduler",
+            "Schedule type",
+            "Automatic",
+            str,
+            choices=SCHEDULE_NAMES,
+            infotext="Schedule type",
+            flag="--schedule",
+        ),
         Param("width", "Width", 0, int, 0, 2048, 64, help="0 = keep the input's aspect ratio at the model's area"),
         Param("height", "Height", 0, int, 0, 2048, 64, help="0 = keep the input's aspect ratio at the model's area"),
         Param(
@@ -168,6 +204,9 @@ REIMAGINE = ParamTable(
         Param("seed", "Seed", -1, int, -1, 2**32 - 1, 1, infotext="Seed", help="-1 = random"),
     ]
 )
+WEBUI_KEYS = ("steps", "sampler_name", "scheduler", "cfg_scale", "seed")
+"""The controls the WebUI's own infotext writes first and its ``Processed`` carries as fields (not as
+``extra_generation_params``)."""
 
 # Interpolation strips (CLI ``interpolate --frames``, API ``frames``, the tab's Interpolation mode).
 FRAMES = Param(
@@ -227,7 +266,7 @@ TEXT_DIFF = ParamTable(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# SDXL refiner post-pass (extension/refine.py). The names are also the named args of the txt2img/img2img script
+# SDXL refiner post-pass (extension/engine/refiner.py). The names are also the named args of the txt2img/img2img script
 # (API ``alwayson_scripts``) and of ``POST /reimagine/v1/refine``. Infotext keys all start with "Refiner post-pass":
 # the key ``Refiner`` belongs to the WebUI's native refiner (pasting it would switch that one on).
 REFINER_MODES = ("Auto", "Latent", "Pixel")

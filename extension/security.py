@@ -170,6 +170,10 @@ def install(app: Any, hosts: Iterable[str], file_roots: Sequence[Path]) -> None:
     from starlette.middleware import Middleware
 
     roots = [*file_roots, *gradio_file_roots(app)]
-    kept = [entry for entry in app.user_middleware if "CORSMiddleware" not in getattr(entry.cls, "__name__", "")]
+    kept = [
+        entry
+        for entry in app.user_middleware
+        if "CORSMiddleware" not in getattr(entry.cls, "__name__", "") and entry.cls is not LocalOnly
+    ]
     app.user_middleware[:] = [Middleware(LocalOnly, hosts=frozenset(hosts), file_roots=roots), *kept]
     app.middleware_stack = app.build_middleware_stack()

@@ -91,23 +91,35 @@ function reimagine_click_generate() {
     return [];
 }
 
-// Called by the WebUI's paste bindings ("Send to Reimagine" buttons, PNG Info): open the Reimagine tab. Its button is
-// found by position (the tab title may be translated), by title as a fallback.
-function switch_to_reimagine() {
-    var tabs = reimagineById("tabs");
-    var panel = reimagineById("tab_reimagine");
-    if (tabs && panel) {
+// The button that opens the top-level tab whose panel is `panelId`, in every gradio the tab runs on: gradio 4.40 and
+// 6.x name the panel on the button (aria-controls); gradio 3.41/3.43 render `.tab-nav` buttons in the panels' order;
+// gradio 6 moves tabs that do not fit into an overflow menu of plain buttons, found by title (it may be translated,
+// hence the last resort).
+function reimagineTabButton(panelId, title) {
+    var app = reimagineApp();
+    var named = app.querySelector('button[role="tab"][aria-controls="' + panelId + '"]');
+    if (named) return named;
+    var panel = reimagineById(panelId);
+    var tabs = panel ? panel.parentElement : null;
+    var nav = tabs ? tabs.querySelector(":scope > .tab-nav") : null;
+    if (nav) {
         var items = Array.from(tabs.children).filter(function(el) {
             return el.classList.contains("tabitem");
         });
-        var nav = tabs.querySelector(":scope > .tab-nav");
-        var buttons = nav ? Array.from(nav.querySelectorAll("button")) : [];
+        var buttons = Array.from(nav.querySelectorAll("button"));
         var index = items.indexOf(panel);
-        var button = index >= 0 && index < buttons.length ? buttons[index] : buttons.find(function(b) {
-            return b.textContent.trim() === "Reimagine";
-        });
-        if (button) button.click();
+        if (index >= 0 && index < buttons.length) return buttons[index];
     }
+    var candidates = Array.from(app.querySelectorAll(".tab-nav button, .overflow-dropdown button"));
+    return candidates.find(function(b) {
+        return b.textContent.trim() === title;
+    }) || null;
+}
+
+// Called by the WebUI's paste bindings ("Send to Reimagine" buttons, PNG Info): open the Reimagine tab.
+function switch_to_reimagine() {
+    var button = reimagineTabButton("tab_reimagine", "Reimagine");
+    if (button) button.click();
     return Array.from(arguments);
 }
 

@@ -324,6 +324,22 @@ def test_refine_tab_refines_an_upload(page: Page, input_image: Path) -> None:
     page.shot("07-refine-tab")
 
 
+def test_switch_to_reimagine_opens_the_tab(page: Page) -> None:
+    """The WebUI's paste bindings ("Send to Reimagine", PNG Info) call ``switch_to_reimagine()`` from
+    javascript/reimagine.js: from another tab it must bring the Reimagine tab back, in every gradio's tab markup
+    (``.tab-nav`` in gradio 3/4, ``role=tablist`` without ``.tab-nav`` in gradio 6). Oracle: gradio's own rendering,
+    which shows the selected tab's panel and hides the others."""
+    p = page.page
+    page.tab("Refine")
+    p.wait_for_selector("#tab_reimagine_refine", state="visible", timeout=30_000)
+    p.wait_for_selector("#tab_reimagine", state="hidden", timeout=30_000)
+    assert p.evaluate("typeof switch_to_reimagine") == "function"
+    assert p.evaluate("switch_to_reimagine(1, 'x')") == [1, "x"]  # the paste binding's inputs pass through
+    p.wait_for_selector("#tab_reimagine", state="visible", timeout=30_000)
+    p.wait_for_selector("#tab_reimagine_refine", state="hidden", timeout=30_000)
+    assert p.is_visible("#reimagine_generate")
+
+
 def test_refine_the_selected_image_keeps_the_batch_and_selects_the_refined_one(
     app: Any, page: Page, input_image: Path
 ) -> None:

@@ -51,8 +51,8 @@ def test_conditioning_that_comes_out_nan_is_a_prompt_error() -> None:
 
 
 def test_nan_latents_are_reported_not_decoded() -> None:
-    from extension.engine.refiner import decode_latents
     from extension.engine.unclip import decode
+    from extension.engine.vae import decode_latents
 
     vae = SimpleNamespace(decode=lambda *a, **k: pytest.fail("decoded NaN latents"), config=None)
     pipe = SimpleNamespace(vae=vae, _execution_device="cpu")

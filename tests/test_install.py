@@ -174,7 +174,7 @@ def test_unpinned_missing_package_is_installed(tmp_path: Path) -> None:
     assert fake.run().pip_calls == []
 
 
-@pytest.mark.parametrize("version", ["0.31.0", "0.27.0", "0.35.1", "0.32.0.dev0"])
+@pytest.mark.parametrize("version", ["0.31.0", "0.35.1", "0.32.0.dev0"])
 def test_any_present_diffusers_is_left_alone(tmp_path: Path, version: str) -> None:
     fake = FakeWebUI(tmp_path, "a1111")
     fake.install_webui_packages()
@@ -191,8 +191,48 @@ def test_too_old_diffusers_is_warned_about_not_changed(tmp_path: Path) -> None:
     run = fake.run()
     assert run.returncode == 0
     assert run.pip_calls == []
-    assert "WARNING: diffusers 0.21.4 is installed, but this extension needs diffusers >= 0.27" in run.stdout
+    assert "WARNING: diffusers 0.21.4 is installed, but this extension needs diffusers >= 0.31" in run.stdout
     assert "pip install diffusers==0.31.0" in run.stdout  # tells the user what to do
+
+
+def test_diffusers_0_27_is_warned_about(tmp_path: Path) -> None:
+    """0.27 lacks the model-level ``UNet2DConditionModel.from_single_file`` that extension/loading/ calls."""
+    fake = FakeWebUI(tmp_path, "a1111")
+    fake.install_webui_packages()
+    fake.install("diffusers", "0.27.0")
+    run = fake.run()
+    assert run.pip_calls == []
+    assert "WARNING: diffusers 0.27.0 is installed, but this extension needs diffusers >= 0.31" in run.stdout
+
+
+def _install_py_constant(name: str) -> object:
+    """A constant of install.py, read from its source (importing it needs the WebUI's ``launch``)."""
+    import ast
+
+    for node in ast.parse(INSTALL_PY.read_text(encoding="utf-8")).body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"install.py defines no {name}")
+
+
+def test_install_minimum_and_pin_match_pyproject_lower_bound() -> None:
+    """One truth for the oldest diffusers: pyproject.toml's ``diffusers>=X`` = install.py's ``MIN_DIFFUSERS``, and
+    the version install.py adds is not below it."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10 (Forge)
+        tomllib = pytest.importorskip("tomli")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    bounds = [re.fullmatch(r"diffusers\s*>=\s*([\d.]+)", d.split(";")[0].strip()) for d in project["dependencies"]]
+    lower = [tuple(int(x) for x in m.group(1).split(".")) for m in bounds if m]
+    assert len(lower) == 1, "pyproject.toml must give diffusers one lower bound (diffusers>=X)"
+    assert tuple(_install_py_constant("MIN_DIFFUSERS")) == lower[0]
+    pins = [spec for dist, spec, _ in _install_py_constant("REQUIREMENTS") if dist == "diffusers"]
+    assert len(pins) == 1 and pins[0].startswith("diffusers==")
+    assert tuple(int(x) for x in pins[0].split("==")[1].split(".")) >= lower[0]
 
 
 def test_pip_failure_is_reported_not_fatal(tmp_path: Path) -> None:

@@ -292,7 +292,7 @@ def run_cli(user: UserDir, block: str) -> None:
     serve = [line.strip() for line in block.splitlines() if " serve" in line and not line.lstrip().startswith("#")]
     for variant in cli_variants("\n".join(lines)):
         shutil.rmtree(user.root / "out", ignore_errors=True)
-        for folder in ("strip", "refined"):
+        for folder in ("strip", "refined", "kept"):
             shutil.rmtree(user.root / folder, ignore_errors=True)
         user.sh(variant)
         out = user.root / "out"
@@ -301,6 +301,7 @@ def run_cli(user: UserDir, block: str) -> None:
         mixed = [p for p in out.glob("*.png") if "cat" in p.name]
         assert mixed and "0.7" in infotext(mixed[0])  # the 70/30 mix is recorded
         assert png_count(user.root / "strip") == 8
+        assert "Keep composition: 0.5" in infotext(next((user.root / "kept").glob("photo-*.png")))
         assert png_count(user.root / "refined") == png_count(user.root / "renders")
         assert "Refiner post-pass" in infotext(next((user.root / "refined").glob("*.png")))
     assert serve, "the CLI block shows serve"

@@ -18,8 +18,8 @@ from ..params import Param
 
 
 def flag(param: Param) -> str:
-    """The option spelling of a parameter: ``noise_level`` → ``--noise-level``."""
-    return "--" + param.name.replace("_", "-")
+    """The option spelling of a parameter: its table ``flag``, else ``noise_level`` → ``--noise-level``."""
+    return param.flag or "--" + param.name.replace("_", "-")
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,13 @@ def add_parsers(commands: Any) -> None:
     strip.set_defaults(run=run_interpolate)
 
 
+PER_COMMAND = ("n_iter", "batch_size", "mix")
+"""Rows of :data:`params.REIMAGINE` that are not generation options of both commands: ``--n`` replaces the batch
+count; the batch size and the mix mode are ``vary``'s alone."""
+
+
 def _generation_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``vary`` and ``interpolate``."""
+    """Options shared by ``vary`` and ``interpolate``: every :data:`params.REIMAGINE` row but :data:`PER_COMMAND`."""
     table = REIMAGINE
     model_options(parser, "unCLIP 2.1 model: .ckpt/.safetensors file, diffusers folder or hub id")
     parser.add_argument(
@@ -84,23 +89,20 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
         help="ViT-L-14_stats.th for sd21-unclip-l (default: karlo/ in the models folder: --models-dir, "
         "$REIMAGINE_MODELS or ./models; else next to the model)",
     )
-    add_param(parser, table["prompt"], "--prompt")
-    add_param(parser, table["negative_prompt"], "--negative")
-    noise = parser.add_mutually_exclusive_group()
-    add_param(noise, table["noise_level"])
-    noise.add_argument(
-        "--preset",
-        choices=[name.lower() for name in NOISE_PRESETS],
-        help="noise level preset: " + ", ".join(f"{name.lower()}={value}" for name, value in NOISE_PRESETS.items()),
-    )
-    add_param(parser, table["steps"])
-    add_param(parser, table["cfg_scale"], "--cfg")
-    add_param(parser, table["sampler_name"], "--sampler")
-    add_param(parser, table["scheduler"], "--schedule")
-    add_param(parser, table["seed"])
-    add_param(parser, table["width"])
-    add_param(parser, table["height"])
-    add_param(parser, table["fit"])
+    for param in table:
+        if param.name in PER_COMMAND:
+            continue
+        if param.name == "noise_level":  # with its presets, one or the other
+            noise = parser.add_mutually_exclusive_group()
+            add_param(noise, param)
+            noise.add_argument(
+                "--preset",
+                choices=[name.lower() for name in NOISE_PRESETS],
+                help="noise level preset: "
+                + ", ".join(f"{name.lower()}={value}" for name, value in NOISE_PRESETS.items()),
+            )
+        else:
+            add_param(parser, param)
 
 
 def _text_diff_options(parser: argparse.ArgumentParser) -> None:
@@ -122,31 +124,23 @@ def _text_diff(args: argparse.Namespace):
         if not math.isfinite(weight) or weight < 0:
             raise ReimagineError(f"--with-text-weight must be a non-negative number, got {weight:g}")
         return TextIngredient(check_text(ingredient, "--with-text"), weight)
-    if args.text_diff_to is None:
-        return None
-    diff = TextDiff(args.text_diff_to, args.text_diff_from, args.text_diff_amount)
-    return diff.validated()  # an empty or too long text, or an amount out of range: one line, exit 2
+    # an empty or too long text, or an amount out of range: one line, exit 2
+    return TextDiff.from_controls({name: getattr(args, name, None) for name in TEXT_DIFF.params}, blank_is_off=False)
+
+
+def control_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The generation flags' values by :data:`params.REIMAGINE` name (``--preset`` resolved)."""
+    values = {name: getattr(args, name) for name in REIMAGINE.params if name not in PER_COMMAND}
+    if args.preset:
+        values["noise_level"] = NOISE_PRESETS[args.preset.capitalize()]
+    return values
 
 
 def settings_from_args(args: argparse.Namespace):
     """The :class:`VariationRequest` (without images) that the generation flags describe."""
     from ..engine.unclip import VariationRequest
 
-    noise_level = NOISE_PRESETS[args.preset.capitalize()] if args.preset else args.noise_level
-    return VariationRequest(
-        images=[],
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        noise_level=noise_level,
-        steps=args.steps,
-        cfg_scale=args.cfg_scale,
-        sampler_name=args.sampler_name,
-        scheduler=args.scheduler,
-        width=args.width,
-        height=args.height,
-        fit=args.fit,
-        seed=args.seed,
-    )
+    return VariationRequest.from_controls(control_values(args))
 
 
 def _load_unclip(args: argparse.Namespace):
@@ -272,14 +266,14 @@ def run_interpolate(args: argparse.Namespace) -> int:
     if not args.overwrite and all(path.exists() for path in paths):
         return nothing_to_do(args, "frames")
     FRAMES.coerce(args.frames)
-    settings = settings_from_args(args)
-    settings = replace(settings, seed=seed_list(settings.seed, 1)[0])
+    values = control_values(args)
+    values["seed"] = seed_list(REIMAGINE["seed"].coerce(values["seed"]), 1)[0]
     image_a, image_b = load_images([args.image_a, args.image_b])
-    replace(settings, images=[image_a, image_b], mix="slerp").validated()
+    request = InterpolationRequest.from_controls(values, image_a, image_b, args.frames)
     prepare_out(args.out)
     pipe = _load_unclip(args)
     with progress_bar(1, "interpolate") as advance:
-        result = interpolate(pipe, InterpolationRequest(image_a, image_b, args.frames, settings), progress=advance)
+        result = interpolate(pipe, request, progress=advance)
     for path, image, text in zip(paths, result.images, result.infotexts):
         if wanted(path, args):
             save_png(image, path, text)

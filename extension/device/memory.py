@@ -11,7 +11,7 @@ the WebUI's argument namespaces by :func:`flags_from_args`) and the job (:class:
   ``enable_sequential_cpu_offload`` (accelerate's ``cpu_offload``); A1111's ``--lowvram``;
 - ``cpu``: everything on the CPU (``--use-cpu all``/``sd``, Forge ``--always-cpu``),
 
-plus VAE slicing (one image of the batch at a time) and tiling (``enable_vae_tiling``) for large outputs or tight
+plus VAE slicing (one image of the batch at a time) and tiling (the VAE's ``enable_tiling``) for large outputs or tight
 memory. :func:`apply_plan` applies a plan with diffusers' own methods. diffusers documents these methods at
 https://huggingface.co/docs/diffusers/optimization/memory ; they need accelerate >= 0.17 (A1111 pins 0.21.0).
 
@@ -420,13 +420,16 @@ def _same_placement(a: MemoryPlan, b: MemoryPlan) -> bool:
 
 
 def _set(pipe: Any, feature: str, on: bool) -> None:
-    """``pipe.enable_<feature>()`` / ``disable_<feature>()`` (on the VAE itself when the pipeline lacks them)."""
-    name = ("enable_" if on else "disable_") + feature
-    target = pipe if hasattr(pipe, name) else getattr(pipe, "vae", None)
-    if target is not None and hasattr(target, name.replace("vae_", "")) and not hasattr(pipe, name):
-        getattr(target, name.replace("vae_", ""))()
-    elif hasattr(pipe, name):
-        getattr(pipe, name)()
+    """The VAE's own ``enable_<tiling|slicing>()`` / ``disable_…()`` (``feature`` = ``"vae_tiling"``/``"vae_slicing"``):
+    diffusers 0.31 has them on ``AutoencoderKL`` too, deprecated the pipelines' ``enable_vae_*`` (FutureWarning from
+    0.37) and dropped them by 0.42. The pipeline's method only for a VAE without its own."""
+    verb = "enable_" if on else "disable_"
+    vae = getattr(pipe, "vae", None)
+    own = getattr(vae, verb + feature.removeprefix("vae_"), None) if vae is not None else None
+    if callable(own):
+        own()
+    elif hasattr(pipe, verb + feature):
+        getattr(pipe, verb + feature)()
 
 
 def job_for(kind: str, params: Mapping[str, Any] | None = None) -> Job:

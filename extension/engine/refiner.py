@@ -34,7 +34,7 @@ no-op, the latent-family check, the prompt encoded once per request, per-image s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -48,12 +48,14 @@ from ..params import REFINER, REFINER_ENGINE_PARAMS, REFINER_INFOTEXT_PREFIX, RE
 from ..prompts import check_prompt
 from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import SAMPLERS, SCHEDULES, make_scheduler, resolved_schedule, seed_noise
-from .text_encoding import PromptEmbeds, check_latents, encode_prompts
+from .text_encoding import PromptEmbeds, encode_prompts
+from .vae import decode_latents, vae_guarded
 
 # The SDXL latent space (base and refiner share the VAE): 4 channels, scaling factor 0.13025.
 SDXL_SCALING_FACTOR = 0.13025
 SDXL_LATENT_FAMILIES = frozenset({"sdxl", "sdxl-base", "sdxl-refiner"})
 MIN_SIDE = 64  # pixels; smaller images are refused
+REFINER_UNET = "the SDXL refiner's UNet"  # names the model in the NaN check's message
 
 # When the base gives nothing to inherit (a plain image on the command line): the WebUI's defaults.
 FALLBACK_CFG_SCALE = 7.0
@@ -301,33 +303,6 @@ def choose_mode(request: RefineRequest, pipe: Any) -> str:
     )
 
 
-def _needs_fp32(vae: Any) -> bool:
-    """A reduced-precision VAE known to overflow: it already did, or it is fp16 and its config says so (SDXL's
-    ``force_upcast``, which diffusers honours for fp16 only)."""
-    if getattr(vae, "_fp32_only", False):
-        return True
-    return vae.dtype == torch.float16 and bool(vae.config.get("force_upcast", False))
-
-
-def vae_guarded(vae: Any, run: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """Run a VAE computation (``run`` casts its input to ``vae.dtype``) so that half-precision overflow never
-    reaches the image: known-bad fp16 VAEs run in fp32 directly; otherwise a non-finite result is retried in fp32
-    and the VAE is remembered as fp32-only. The VAE's dtype is restored afterwards."""
-    if vae.dtype == torch.float32:
-        return run()
-    if not _needs_fp32(vae):
-        out = run()
-        if bool(torch.isfinite(out).all()):
-            return out
-        vae._fp32_only = True  # the next calls go straight to fp32
-    dtype = vae.dtype
-    vae.to(dtype=torch.float32)
-    try:
-        return run()
-    finally:
-        vae.to(dtype=dtype)
-
-
 def image_to_pixels(image: Image.Image, multiple: int) -> torch.Tensor:
     """PIL image → ``[1, 3, H', W']`` in −1…1 (diffusers' own conversion), edge-padded to a multiple of ``multiple``
     instead of resized (the padding is cropped off after decoding)."""
@@ -351,15 +326,6 @@ def encode_image(pipe: Any, image: Image.Image, generator: torch.Generator) -> t
     moments = vae_guarded(vae, lambda: vae.encode(pixels.to(vae.dtype)).latent_dist.parameters)
     latents = DiagonalGaussianDistribution(moments).sample(generator)
     return latents * vae.config.scaling_factor
-
-
-@torch.no_grad()
-def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
-    """One VAE decode of scaled latents → pixels in −1…1, NaN-guarded (:func:`vae_guarded`)."""
-    check_latents(pipe, latents, "the SDXL refiner's UNet")
-    vae = pipe.vae
-    unscaled = latents / vae.config.scaling_factor
-    return vae_guarded(vae, lambda: vae.decode(unscaled.to(device=pipe._execution_device, dtype=vae.dtype)).sample)
 
 
 def pixels_to_images(pipe: Any, pixels: torch.Tensor, size: tuple[int, int] | None = None) -> list[Image.Image]:
@@ -552,7 +518,7 @@ def _refine_latents(pipe, request, seeds, planned, result, progress, should_stop
     if request.return_latents:
         result.latents = latents
     else:
-        result.images = pixels_to_images(pipe, decode_latents(pipe, latents))
+        result.images = pixels_to_images(pipe, decode_latents(pipe, latents, REFINER_UNET))
     result.seeds = list(seeds)
     result.infotexts = [build_infotext(request, pipe, "Latent", seed, size) for seed in seeds]
 
@@ -575,7 +541,7 @@ def _refine_images(pipe, request, seeds, planned, result, progress, should_stop,
             if latents is None:
                 result.interrupted = True
                 return
-            refined = pixels_to_images(pipe, decode_latents(pipe, latents), image.size)[0]
+            refined = pixels_to_images(pipe, decode_latents(pipe, latents, REFINER_UNET), image.size)[0]
         else:
             refined = image.copy()  # strength 0: nothing to do, the input unchanged
         result.images.append(refined)
@@ -584,7 +550,7 @@ def _refine_images(pipe, request, seeds, planned, result, progress, should_stop,
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Command line: python -m extension refine IMAGE... --model PATH_OR_ID --out DIR
+# Seeds of refined images
 
 
 def infotext_seed(text: str, fallback: int) -> int:

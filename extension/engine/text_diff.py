@@ -12,6 +12,7 @@ text tower (``loading/text_tower.py``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,11 +53,6 @@ def check_amount(amount: float, what: str = "text diff amount") -> float:
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise ParamError(f"{what} must be from 0 to 1, got {amount!r}")
     return value
-
-
-def has_text_embedding(pipe: Any) -> bool:
-    """Whether :func:`text_embedding` works for ``pipe``."""
-    return getattr(pipe, "reimagine_text_tower", None) is not None
 
 
 @torch.no_grad()
@@ -129,14 +125,29 @@ class TextDiff:
         }
 
     @classmethod
-    def from_values(cls, values: dict[str, Any]) -> TextDiff | None:
-        """The edit that :data:`params.TEXT_DIFF` values (UI, API, pasted infotext) describe; ``None`` when
-        "To text" is empty (the edit is off)."""
-        values = TEXT_DIFF.validate(values)
-        if not (values["text_diff_to"] or "").strip():
+    def from_controls(
+        cls, values: Mapping[str, Any], *, blank_is_off: bool = True, names: Mapping[str, str] | None = None
+    ) -> TextDiff | None:
+        """The one way an edit is made from :data:`params.TEXT_DIFF` control values (the tab, a pasted infotext, the
+        REST API, the CLI), checked: ``None`` (the edit is off) when "To text" is missing, or blank with
+        ``blank_is_off``. ``names`` spells the fields in messages as the caller's user knows them (default: the
+        table's labels); other names in ``values`` (``text_diff_frames``) are ignored."""
+        names = {**{p.name: f"'{p.label}'" for p in TEXT_DIFF}, **(names or {})}
+        to_text = values.get("text_diff_to")
+        if to_text is None or (blank_is_off and isinstance(to_text, str) and not to_text.strip()):
             return None
-        diff = cls(values["text_diff_to"], values["text_diff_from"], values["text_diff_amount"])
-        return diff.validated()
+        amount = values.get("text_diff_amount")
+        diff = cls(
+            to_text=check_text(to_text, names["text_diff_to"]),
+            from_text=check_text(values.get("text_diff_from") or "", names["text_diff_from"], allow_empty=True),
+            amount=check_amount(DEFAULT_AMOUNT if amount is None else amount, names["text_diff_amount"]),
+        )
+        for text in (diff.to_text, diff.from_text):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ParamError("the texts of an edit by text must be valid Unicode text (a lone surrogate)") from None
+        return diff
 
 
 @dataclass(frozen=True)
@@ -156,28 +167,6 @@ class TextIngredient:
 
     def infotext(self) -> dict[str, Any]:
         return {"Text ingredient": self.text, "Text ingredient weight": f"{self.weight:g}"}
-
-
-def text_diff_from_api(body: dict[str, Any] | None, frames: Any) -> tuple[TextDiff | None, int | None]:
-    """The REST ``text_diff: {from, to, amount}`` and ``frames`` fields -> (edit, strip frames); a :class:`ParamError`
-    (HTTP 422) on an empty/too long text, an amount outside 0-1 or frames without a text diff."""
-    from ..params import FRAMES
-
-    if body is None:
-        if frames is not None:
-            raise ParamError("frames needs text_diff (a strip along a text edit); /interpolate morphs two images")
-        return None, None
-    diff = TextDiff(
-        to_text=check_text(body.get("to"), "text_diff.to"),
-        from_text=check_text(body.get("from") or "", "text_diff.from", allow_empty=True),
-        amount=check_amount(DEFAULT_AMOUNT if body.get("amount") is None else body["amount"], "text_diff.amount"),
-    )
-    for text in (diff.to_text, diff.from_text):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ParamError("text_diff texts must be valid Unicode text (a lone surrogate)") from None
-    return diff, (None if frames is None else FRAMES.coerce(frames))
 
 
 def strip_amounts(frames: int, amount_max: float) -> list[float]:

@@ -9,6 +9,8 @@ The mechanism, step by step (:func:`generate`):
 4. the sinusoidal embedding of ``noise_level`` is appended → the UNet's ``class_labels``, added to its timestep
    embedding at every step; classifier-free guidance's unconditional branch gets the all-zero vector;
 5. sampling starts from pure noise (not from the input's latents: the output keeps content and style, not outline);
+   with ``keep_composition`` s > 0 it starts, as img2img does at denoising strength 1 − s, from the first input's
+   VAE latents noised to the start timestep (``scheduler.add_noise``) and runs only the steps after it;
    the prompt, if any, keeps its usual cross-attention role, written in the WebUI's syntax (emphasis, 75-token
    chunks, BREAK: ``engine/text_encoding.py``).
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -30,11 +32,12 @@ from PIL import Image, ImageOps
 
 from .. import infotext
 from ..errors import ParamError
-from ..params import FRAMES, REIMAGINE
+from ..params import FRAMES, REIMAGINE, WEBUI_KEYS
 from ..prompts import check_prompt
 from . import PreviewFn, ProgressFn, Result, StopFn, format_number, model_identity, seed_list, version
 from .samplers import make_scheduler, resolved_schedule, seed_noise
-from .text_encoding import check_latents, encode_weighted, pad_to_same_length
+from .text_encoding import encode_weighted, pad_to_same_length
+from .vae import decode_images, encode_mean
 
 MIN_SIDE = 64  # pixels: the smallest output width/height (README: 64-2048, multiples of 8)
 
@@ -57,6 +60,7 @@ class VariationRequest:
     prompt: str = ""
     negative_prompt: str = ""
     noise_level: int = REIMAGINE["noise_level"].default
+    keep_composition: float = REIMAGINE["keep_composition"].default
     steps: int = REIMAGINE["steps"].default
     cfg_scale: float = REIMAGINE["cfg_scale"].default
     sampler_name: str = REIMAGINE["sampler_name"].default
@@ -69,6 +73,23 @@ class VariationRequest:
     batch_size: int = 1
     seed: int = -1
     edit: EmbeddingEdit | None = None  # applied to the mix, before noise augmentation
+
+    @classmethod
+    def from_controls(
+        cls,
+        values: Mapping[str, Any],
+        images: Sequence[Image.Image] = (),
+        weights: Sequence[float] | None = None,
+        edit: EmbeddingEdit | None = None,
+    ) -> VariationRequest:
+        """The one way a request is made from Reimagine controls (the tab, the REST API and the CLI all call this).
+
+        ``values``: control values by the names of :data:`params.REIMAGINE` (missing ones take the default, other
+        names are ignored), checked against the table; with ``images`` the whole request is checked
+        (:meth:`validated`), without them (settings to be given images later) only the values."""
+        settings = REIMAGINE.validate({name: value for name, value in values.items() if name in REIMAGINE.params})
+        request = cls(images=list(images), weights=None if weights is None else list(weights), edit=edit, **settings)
+        return request.validated() if images else request
 
     def validated(self) -> VariationRequest:
         """A copy with every value checked against the parameter table (raises :class:`ParamError`)."""
@@ -225,16 +246,30 @@ def denoise(
     progress: ProgressFn | None,
     should_stop: StopFn | None,
     preview: PreviewFn | None = None,
+    image_latents: torch.Tensor | None = None,
+    start: int = 0,
 ) -> torch.Tensor | None:
-    """Run the sampler from ``latents``; returns ``None`` if stopped before the last step. ``preview(step, latents)``
-    gets the step's :func:`denoised_estimate`."""
+    """Run the sampler from the noise ``latents``; returns ``None`` if stopped before the last step.
+    ``preview(step, latents)`` gets the step's :func:`denoised_estimate`. With ``image_latents`` (keep composition)
+    the run starts at step ``start``: the image latents noised with ``latents`` to that step's timestep
+    (``scheduler.add_noise``), as diffusers' img2img pipelines do."""
     guided = cfg_scale > 1.0
     scheduler.set_timesteps(steps, device=latents.device)
-    latents = latents * scheduler.init_noise_sigma
+    timesteps = scheduler.timesteps
+    if image_latents is None:
+        latents = latents * scheduler.init_noise_sigma
+    else:
+        timesteps = timesteps[start * scheduler.order :]
+        if len(timesteps) == 0:
+            return image_latents.expand_as(latents).clone()  # keep composition 1: nothing left to denoise
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start * scheduler.order)
+        begin = timesteps[:1].repeat(latents.shape[0])
+        latents = scheduler.add_noise(image_latents.expand_as(latents).to(latents.dtype), latents, begin)
     labels = torch.cat([torch.zeros_like(class_labels), class_labels]) if guided else class_labels
     step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    total = len(scheduler.timesteps)
-    for index, timestep in enumerate(scheduler.timesteps):
+    total = len(timesteps)
+    for index, timestep in enumerate(timesteps):
         if should_stop is not None and should_stop():
             return None
         model_input = torch.cat([latents] * 2) if guided else latents
@@ -262,43 +297,37 @@ def denoised_estimate(scheduler: Any, output: Any, latents: torch.Tensor) -> tor
     return latents if estimate is None else estimate
 
 
-@torch.no_grad()
 def decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
-    """VAE-decode latents to PIL images. A half-precision decode that overflows (NaN/inf: a black image) is redone
-    in fp32, as A1111 does with ``--no-half-vae``'s automatic fallback (``modules/devices.py`` ``test_for_nans``)."""
-    check_latents(pipe, latents)
-    vae = pipe.vae
-    unscaled = latents / vae.config.scaling_factor
-    pixels = vae.decode(unscaled.to(vae.dtype)).sample
-    if vae.dtype != torch.float32 and not bool(torch.isfinite(pixels).all()):
-        dtype = vae.dtype
-        vae.to(dtype=torch.float32)
-        try:
-            pixels = vae.decode(unscaled.float()).sample
-        finally:
-            vae.to(dtype=dtype)
-    return pipe.image_processor.postprocess(pixels, output_type="pil")
+    """VAE-decode latents to PIL images, NaN-guarded (``engine/vae.py``; the config's ``force_upcast`` is not
+    followed, as diffusers' SD 2.x pipelines do not)."""
+    return decode_images(pipe, latents, trust_config=False)
+
+
+def infotext_items(request: VariationRequest) -> dict[str, Any]:
+    """The table's infotext keys → values of ``request`` (:data:`params.REIMAGINE`), the WebUI's own keys first:
+    numbers as the WebUI writes them, the schedule resolved, the mix mode only for a mix, controls that are off left
+    out (``None``)."""
+    values = {name: getattr(request, name) for name in REIMAGINE.params}
+    values["scheduler"] = resolved_schedule(request.sampler_name, request.scheduler)
+    if len(request.images) <= 1:
+        values["mix"] = None
+    items = REIMAGINE.infotext_items(values)
+    items = {key: format_number(value) if isinstance(value, float) else value for key, value in items.items()}
+    first = [REIMAGINE[name].infotext for name in WEBUI_KEYS]
+    return {**{key: items.pop(key) for key in first}, **items}
 
 
 def build_infotext(request: VariationRequest, pipe: Any, seed: int, size: tuple[int, int], extra=None) -> str:
-    """The WebUI-format infotext of one output."""
+    """The WebUI-format infotext of one output: the table's keys (:func:`infotext_items`), size, model, mix weights
+    and the edit's keys."""
     model = model_identity(pipe)
-    key = {param.name: param.infotext for param in REIMAGINE if param.infotext}  # the table's infotext keys
+    items = infotext_items(replace(request, seed=seed))
+    webui = [REIMAGINE[name].infotext for name in WEBUI_KEYS]
+    params: dict[str, Any] = {key: items.pop(key) for key in webui}
+    params.update({"Size": f"{size[0]}x{size[1]}", "Model hash": model.hash or None, "Model": model.name or None})
+    params.update(items)
     mixed = len(request.images) > 1
-    params: dict[str, Any] = {
-        key["steps"]: request.steps,
-        key["sampler_name"]: request.sampler_name,
-        key["scheduler"]: resolved_schedule(request.sampler_name, request.scheduler),
-        key["cfg_scale"]: format_number(request.cfg_scale),
-        key["seed"]: seed,
-        "Size": f"{size[0]}x{size[1]}",
-        "Model hash": model.hash or None,
-        "Model": model.name or None,
-        key["noise_level"]: request.noise_level,
-        key["fit"]: request.fit,
-        "Mix weights": ", ".join(format_number(w) for w in request.weights) if mixed else None,
-        key["mix"]: request.mix if mixed else None,
-    }
+    params["Mix weights"] = ", ".join(format_number(w) for w in request.weights) if mixed else None
     params.update(request.edit.infotext() if request.edit is not None else {})
     params.update(extra or {})
     params["Reimagine"] = version()
@@ -307,6 +336,47 @@ def build_infotext(request: VariationRequest, pipe: Any, seed: int, size: tuple[
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The two jobs
+
+
+def start_step(steps: int, keep_composition: float) -> int:
+    """The first step a keep-composition run samples: diffusers' img2img rule (``StableDiffusionImg2ImgPipeline
+    .get_timesteps``) at denoising strength 1 − ``keep_composition``."""
+    strength = round(1.0 - keep_composition, 9)
+    return steps - min(int(steps * strength), steps)
+
+
+@dataclass
+class Setup:
+    """What both jobs prepare before their first image (:func:`prepare`)."""
+
+    width: int
+    height: int
+    device: Any
+    scheduler: Any
+    text_embeds: torch.Tensor
+    latent_shape: tuple[int, int, int]
+    image_latents: torch.Tensor | None  # keep composition: the first input's VAE latents, else None
+    start: int  # the first sampled step (0 without keep composition)
+    steps: int  # the steps each image samples
+
+
+@torch.no_grad()
+def prepare(pipe: Any, request: VariationRequest, batch: int) -> Setup:
+    """The shared preamble of :func:`iter_batches` and :func:`interpolate` for a validated ``request``: output size,
+    scheduler, prompt embeddings for ``batch`` images, latent shape and (keep composition) the start latents."""
+    width, height = output_size(request, pipe)
+    guided = request.cfg_scale > 1.0
+    scheduler = make_scheduler(dict(pipe.scheduler.config), request.sampler_name, request.scheduler)
+    text_embeds = encode_text(pipe, request.prompt, request.negative_prompt, batch, guided)
+    latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    image_latents, start = None, 0
+    if request.keep_composition > 0:  # the first (primary) input, also for a mix
+        image_latents = encode_mean(pipe, request.images[0], width, height, trust_config=False)
+        start = start_step(request.steps, request.keep_composition)
+    scheduler.set_timesteps(request.steps)
+    steps = len(scheduler.timesteps[start * scheduler.order :])
+    device = pipe._execution_device  # the GPU also under CPU offload (the UNet itself may sit in RAM)
+    return Setup(width, height, device, scheduler, text_embeds, latent_shape, image_latents, start, steps)
 
 
 def iter_batches(
@@ -325,10 +395,8 @@ def iter_batches(
     before the first batch.
     """
     request = request.validated()
-    width, height = output_size(request, pipe)
-    device = pipe._execution_device  # the GPU also under CPU offload (the UNet itself may sit in RAM)
-    guided = request.cfg_scale > 1.0
-    scheduler = make_scheduler(dict(pipe.scheduler.config), request.sampler_name, request.scheduler)
+    setup = prepare(pipe, request, request.batch_size)
+    device = setup.device
 
     # 1-2: one CLIP encode per input image, then the mix.
     with torch.no_grad():
@@ -336,8 +404,8 @@ def iter_batches(
         image_embed = mix_embeddings(embeds, request.weights, request.mix)
         if request.edit is not None:
             image_embed = request.edit.apply(pipe, image_embed)
-        text_embeds = encode_text(pipe, request.prompt, request.negative_prompt, request.batch_size, guided)
-    latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    width, height, scheduler, text_embeds = setup.width, setup.height, setup.scheduler, setup.text_embeds
+    latent_shape = setup.latent_shape
     all_seeds = seed_list(request.seed, request.n_iter * request.batch_size)
 
     for batch_index in range(request.n_iter):
@@ -348,7 +416,7 @@ def iter_batches(
             class_labels = augment_embedding(
                 pipe, image_embed.expand(len(seeds), -1), request.noise_level, augment_noise
             )
-            # 5: start from pure noise.
+            # 5: start from pure noise (keep composition: noised into the first input's latents, in denoise).
             latents = _noise(seeds, latent_shape).to(device, text_embeds.dtype)
             generators = [torch.Generator("cpu").manual_seed(s + 1) for s in seeds]
             seed_noise(scheduler, seeds)
@@ -364,13 +432,15 @@ def iter_batches(
                 progress,
                 should_stop,
                 preview,
+                setup.image_latents,
+                setup.start,
             )
             if latents is None:
                 yield Result(interrupted=True)
                 continue
             images = decode(pipe, latents)
         infotexts = [build_infotext(request, pipe, seed, (width, height)) for seed in seeds]
-        yield Result(images=images, infotexts=infotexts, seeds=list(seeds), steps=len(scheduler.timesteps))
+        yield Result(images=images, infotexts=infotexts, seeds=list(seeds), steps=setup.steps)
 
 
 def generate(
@@ -421,6 +491,30 @@ class InterpolationRequest:
     frames: int = FRAMES.default
     variation: VariationRequest | None = None  # generation settings; its images/weights/n_iter are ignored
 
+    @classmethod
+    def from_controls(
+        cls, values: Mapping[str, Any], image_a: Image.Image, image_b: Image.Image, frames: Any = None
+    ) -> InterpolationRequest:
+        """The one way a strip request is made from Reimagine controls (tab, REST, CLI), checked (:meth:`settings`):
+        ``values`` as :meth:`VariationRequest.from_controls` (mix, weights and batch shape do not apply)."""
+        variation = VariationRequest.from_controls(values)
+        request = cls(image_a, image_b, FRAMES.default if frames is None else frames, variation)
+        request.settings()
+        return request
+
+    def settings(self) -> VariationRequest:
+        """The checked generation settings of every frame (a slerp of the two images, one image per frame);
+        raises :class:`ParamError` for a bad value or frame count."""
+        FRAMES.coerce(self.frames)
+        return replace(
+            self.variation or VariationRequest(images=[]),
+            images=[self.image_a, self.image_b],
+            weights=None,
+            mix="slerp",
+            n_iter=1,
+            batch_size=1,
+        ).validated()
+
 
 @torch.no_grad()
 def interpolate(
@@ -434,29 +528,17 @@ def interpolate(
     """Frames ``0 … frames−1`` morphing from image A to image B; the initial latent and augmentation noise are the
     same in every frame, so only the embedding moves."""
     frames = FRAMES.coerce(request.frames)
-    settings = replace(
-        request.variation or VariationRequest(images=[]),
-        images=[request.image_a, request.image_b],
-        weights=None,
-        mix="slerp",
-        n_iter=1,
-        batch_size=1,
-    ).validated()
+    settings = request.settings()
     seed = seed_list(settings.seed, 1)[0]
     settings = replace(settings, seed=seed)
 
-    width, height = output_size(settings, pipe)
-    device = pipe._execution_device  # the GPU also under CPU offload (the UNet itself may sit in RAM)
-    guided = settings.cfg_scale > 1.0
-    scheduler = make_scheduler(dict(pipe.scheduler.config), settings.sampler_name, settings.scheduler)
+    setup = prepare(pipe, settings, 1)
+    width, height, scheduler, text_embeds = setup.width, setup.height, setup.scheduler, setup.text_embeds
     seed_noise(scheduler, [seed])  # every frame the same Brownian noise, as the same start noise
     embed_a, embed_b = (encode_image(pipe, image, settings.fit) for image in settings.images)
-    text_embeds = encode_text(pipe, settings.prompt, settings.negative_prompt, 1, guided)
-    latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-    initial_latents = _noise([seed], latent_shape).to(device, text_embeds.dtype)
-    augment_noise = augmentation_noise([seed], embed_a.shape[-1]).to(device, embed_a.dtype)
-    scheduler.set_timesteps(settings.steps)
-    steps_per_frame = len(scheduler.timesteps)  # what each frame's progress counts (denoise sets them again)
+    initial_latents = _noise([seed], setup.latent_shape).to(setup.device, text_embeds.dtype)
+    augment_noise = augmentation_noise([seed], embed_a.shape[-1]).to(setup.device, embed_a.dtype)
+    steps_per_frame = setup.steps  # what each frame's progress counts
 
     result = Result()
     for frame in range(frames):
@@ -483,6 +565,8 @@ def interpolate(
             frame_progress,
             should_stop,
             frame_preview,
+            setup.image_latents,
+            setup.start,
         )
         if latents is None:
             result.interrupted = True

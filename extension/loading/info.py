@@ -73,15 +73,6 @@ def _write_cache(path: Path, cache: dict) -> None:
         pass  # a read-only home only costs a re-hash next time
 
 
-def legacy_model_hash(path: str | os.PathLike[str]) -> str:
-    """The WebUI's old 8-hex "model hash" (sha256 of 64 KiB at offset 1 MiB): instant, but collision-prone."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        f.seek(0x100000)
-        h.update(f.read(0x10000))
-    return h.hexdigest()[:8]
-
-
 @dataclass
 class ModelInfo:
     """Identity of a loaded model: ``name`` (file stem / folder name / hub id), ``kind``, ``path``, ``source``."""

@@ -26,7 +26,7 @@ from ..engine.preview import SD, SDXL
 from ..errors import ParamError, ReimagineError
 from ..images import normalized
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS
-from ..params import FRAMES, REIMAGINE, TEXT_DIFF
+from ..params import REIMAGINE, TEXT_DIFF, WEBUI_KEYS
 from .host import Control, Host
 
 MAX_INPUTS = 4
@@ -186,29 +186,39 @@ class TabValues:
             raise ParamError(f"frames must be an integer, got {frames!r}") from None
         from ..engine.text_diff import TextDiff
 
-        edit = TextDiff.from_values({k: v for k, v in text_values.items() if k != "text_diff_frames"})
+        edit = TextDiff.from_controls(text_values)
         return cls(mode, model, images, weights, settings, frames, edit, text_values["text_diff_frames"])
 
 
-def _info_for(settings: dict[str, Any], pipe: Any) -> GenerationInfo:
-    from ..engine import model_identity
-    from ..engine.samplers import resolved_schedule
+def _info_for(request: Any, seed: int, pipe: Any) -> GenerationInfo:
+    """The panel's generation info of a run of ``request`` (an ``engine.unclip.VariationRequest``) with first seed
+    ``seed``: the WebUI's own keys as its fields, the table's other infotext keys (``engine.unclip.infotext_items``),
+    the mix weights and the edit as ``extra_generation_params``."""
+    from ..engine import format_number, model_identity
+    from ..engine.unclip import infotext_items
 
     identity = model_identity(pipe)
+    items = infotext_items(replace(request, seed=seed))
+    webui = {REIMAGINE[name].infotext for name in WEBUI_KEYS}
+    extra = {key: value for key, value in items.items() if key not in webui and value is not None}
+    if len(request.images) > 1:
+        extra["Mix weights"] = ", ".join(format_number(w) for w in request.weights)
+    if request.edit is not None:
+        extra.update(request.edit.infotext())
     return GenerationInfo(
-        prompt=settings["prompt"],
-        negative_prompt=settings["negative_prompt"],
-        seed=settings["seed"],
-        sampler_name=settings["sampler_name"],
-        scheduler=resolved_schedule(settings["sampler_name"], settings["scheduler"]),
-        cfg_scale=settings["cfg_scale"],
-        steps=settings["steps"],
-        batch_size=settings["batch_size"],
-        n_iter=settings["n_iter"],
-        noise_level=settings["noise_level"],
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        seed=seed,
+        sampler_name=request.sampler_name,
+        scheduler=items[REIMAGINE["scheduler"].infotext],
+        cfg_scale=request.cfg_scale,
+        steps=request.steps,
+        batch_size=request.batch_size,
+        n_iter=request.n_iter,
+        noise_level=request.noise_level,
         sd_model_name=identity.name,
         sd_model_hash=identity.hash,
-        extra_generation_params={"Noise level": settings["noise_level"], "CLIP fit": settings["fit"]},
+        extra_generation_params=extra,
     )
 
 
@@ -260,9 +270,7 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
 
     if not values.images:
         raise ParamError("Add at least one input image.")
-    request = VariationRequest(
-        images=values.images, weights=values.weights, edit=values.edit, **values.settings
-    ).validated()
+    request = VariationRequest.from_controls(values.settings, values.images, values.weights, values.edit)
     choice = host.find(values.model, UNCLIP_KINDS)
     if values.edit is not None and values.edit_frames > 1:
         return _text_strip(host, control, values, request, choice, outputs)
@@ -270,11 +278,7 @@ def _variations(host: Host, control: Control, values: TabValues, engine: Engine,
     outputs.planned = request.n_iter * request.batch_size
     control.begin(request.n_iter, request.steps, f"Batch 1 of {request.n_iter}")
     with host.pipeline(choice, "unclip", _job_size(request.width, request.height, request.batch_size)) as pipe:
-        outputs.info = _info_for({**values.settings, "seed": first_seed}, pipe)
-        if len(values.images) > 1:
-            outputs.info.extra_generation_params["Mix weights"] = ", ".join(f"{w:g}" for w in request.weights)
-        if values.edit is not None:
-            outputs.info.extra_generation_params.update(values.edit.infotext())
+        outputs.info = _info_for(request, first_seed, pipe)
         # One engine request for all batches: the input images are CLIP-encoded once.
         batches = engine.iter_batches(
             pipe,
@@ -303,8 +307,7 @@ def _text_strip(host: Host, control: Control, values: TabValues, request: Any, c
     outputs.planned = values.edit_frames
     control.begin(1, values.edit_frames * request.steps, "Edit by text")
     with host.pipeline(choice, "unclip", _job_size(request.width, request.height, 1)) as pipe:
-        outputs.info = _info_for({**values.settings, "seed": seed}, pipe)
-        outputs.info.extra_generation_params.update(values.edit.infotext())
+        outputs.info = _info_for(request, seed, pipe)
         result = text_diff_strip(
             pipe,
             replace(request, seed=seed),
@@ -327,22 +330,20 @@ def _collect(host: Host, control: Control, outputs: Outputs, result: Any) -> Non
 
 def _interpolation(host: Host, control: Control, values: TabValues, engine: Engine, outputs: Outputs) -> None:
     from ..engine import seed_list
-    from ..engine.unclip import InterpolationRequest, VariationRequest
+    from ..engine.unclip import InterpolationRequest
 
     if len(values.images) < 2:
         raise ParamError("Interpolation needs two input images: put image A into slot 1 and image B into slot 2.")
     image_a, image_b = values.images[:2]
-    settings = {**values.settings, "n_iter": 1, "batch_size": 1}
-    settings["seed"] = seed_list(settings["seed"], 1)[0]
-    VariationRequest(images=[image_a, image_b], **{**settings, "mix": "slerp"}).validated()
-    FRAMES.coerce(values.frames)
+    request = InterpolationRequest.from_controls(values.settings, image_a, image_b, values.frames)
+    settings = replace(request.variation, n_iter=1, batch_size=1, seed=seed_list(request.variation.seed, 1)[0])
+    request = replace(request, variation=settings)
     choice = host.find(values.model, UNCLIP_KINDS)
     outputs.planned = values.frames
-    control.begin(1, values.frames * settings["steps"], "Interpolation")
-    with host.pipeline(choice, "unclip", _job_size(settings.get("width"), settings.get("height"), 1)) as pipe:
-        outputs.info = _info_for(settings, pipe)
+    control.begin(1, values.frames * settings.steps, "Interpolation")
+    with host.pipeline(choice, "unclip", _job_size(settings.width, settings.height, 1)) as pipe:
+        outputs.info = _info_for(settings, settings.seed, pipe)
         outputs.info.extra_generation_params["Interpolation frames"] = values.frames
-        request = InterpolationRequest(image_a, image_b, values.frames, VariationRequest(images=[], **settings))
         result = engine.interpolate(
             pipe,
             request,

@@ -198,6 +198,11 @@ def build(host: TabHost, engine: jobs.Engine | None = None) -> Tab:
                                 c[f"preset_{name.lower()}"] = gr.Button(
                                     name, size="sm", min_width=60, elem_id=f"{TAB}_preset_{name.lower()}"
                                 )  # one row of three, not three rows
+                        c["keep_composition"] = slider(
+                            table["keep_composition"],
+                            f"{TAB}_keep_composition",
+                            info=table["keep_composition"].help,
+                        )
                         with gr.Row():
                             c["sampler_name"] = dropdown(table["sampler_name"], f"{TAB}_sampling", min_width=120)
                             c["scheduler"] = dropdown(table["scheduler"], f"{TAB}_scheduler", min_width=120)

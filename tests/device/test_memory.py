@@ -321,10 +321,8 @@ def test_apply_plan_calls_diffusers_offload_and_keeps_the_result(refiner_pipe, m
     plain_parts = _unet_and_vae(pipe)
     cls = type(pipe)
     spies = {method: Spy(monkeypatch, cls, method)}
-    for feature in ("tiling", "slicing"):  # diffusers 0.42 dropped the pipelines' enable_vae_*: the VAE's own then
-        name = f"enable_vae_{feature}"
-        owner, name = (cls, name) if hasattr(cls, name) else (type(pipe.vae), f"enable_{feature}")
-        spies[feature] = Spy(monkeypatch, owner, name)
+    for feature in ("tiling", "slicing"):  # the VAE's own: diffusers deprecated the pipelines' enable_vae_* (0.37)
+        spies[feature] = Spy(monkeypatch, type(pipe.vae), f"enable_{feature}")
     apply_plan(pipe, _plan(mode, vae_tiling=True, vae_slicing=True), "cpu")
     assert len(spies[method].calls) == 1
     assert spies[method].calls[0][1]["device"] == torch.device("cpu")
@@ -563,3 +561,27 @@ def test_no_model_loads_while_the_webui_loads_its_first_checkpoint(webui, tiny):
     ours.join(timeout=120)
     loader.join(timeout=60)
     assert order == ["webui load done", "our load"]
+
+
+@pytest.mark.parametrize("mode", ["resident", "cpu"])
+def test_apply_plan_tiles_with_the_vaes_own_methods_without_deprecation(refiner_pipe, mode):
+    """diffusers deprecates the pipelines' ``enable_vae_tiling``/``enable_vae_slicing`` (FutureWarning from 0.37,
+    gone by 0.42): the plan must reach the VAE through ``vae.enable_tiling()``/``enable_slicing()`` without a warning.
+    Oracle: diffusers' own ``deprecate`` warning, and the VAE's own ``use_tiling``/``use_slicing`` flags."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply_plan(refiner_pipe, _plan(mode, vae_tiling=True, vae_slicing=True), "cpu")
+    deprecations = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, (FutureWarning, DeprecationWarning)) and "vae" in str(w.message)
+    ]
+    assert deprecations == []
+    assert refiner_pipe.vae.use_tiling and refiner_pipe.vae.use_slicing
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply_plan(refiner_pipe, _plan("model_offload"), "cpu")  # off again
+    assert [w for w in caught if issubclass(w.category, FutureWarning) and "vae" in str(w.message)] == []
+    assert not refiner_pipe.vae.use_tiling and not refiner_pipe.vae.use_slicing

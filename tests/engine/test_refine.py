@@ -15,7 +15,6 @@ from extension.engine.refiner import (
     BaseSettings,
     RefineRequest,
     choose_mode,
-    decode_latents,
     encode_image,
     infotext_items,
     latents_fit_refiner,
@@ -24,6 +23,7 @@ from extension.engine.refiner import (
     schedule_length,
 )
 from extension.engine.samplers import make_scheduler
+from extension.engine.vae import decode_latents
 from extension.errors import ParamError
 from extension.outputs import read_infotext, save_png
 from extension.params import REFINER

@@ -412,7 +412,7 @@ def test_tab_edit_by_text_pastes_back_and_is_off_without_to_text(pipe, request_,
         for name in TEXT_DIFF.params:
             if name in c and component is c[name]:
                 pasted[name] = key(params) if callable(key) else params.get(key)
-    assert TextDiff.from_values(pasted) == diff
+    assert TextDiff.from_controls(pasted) == diff
     # an infotext without the keys clears the texts: no stale edit
     cleared = {
         n: k(infotext.parse("a cat\nSteps: 2, Seed: 1"))

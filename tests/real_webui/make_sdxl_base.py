@@ -11,8 +11,8 @@ Test-only (real-WebUI runs, issue 23). Writes, without any download:
   latent 4 channels) that both WebUIs otherwise download on the first SDXL job (offline: HTTP 500). Saved in torch's
   legacy (non-zip) format, which A1111's safe unpickler accepts from any torch (it refuses torch >= 2.4 zip records).
 
-    python tests/real_webui/make_sdxl_base.py --out /work/rw/models \
-        --link /work/rw/a1111/webui/models /work/rw/forge/webui/models
+    python tests/real_webui/make_sdxl_base.py --out $REAL_WEBUI_ROOT/models \
+        --link $REAL_WEBUI_ROOT/a1111/webui/models $REAL_WEBUI_ROOT/forge/webui/models
 
 ``--link MODELS_DIR`` hard-links the checkpoint into ``MODELS_DIR/Stable-diffusion/`` and the approx file into
 ``MODELS_DIR/VAE-approx/`` (one copy on disk).

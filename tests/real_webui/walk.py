@@ -7,8 +7,8 @@ usage: python tests/real_webui/walk.py --url http://127.0.0.1:7860 --name a1111 
 
 The WebUI must already run with the extension installed (Extensions -> Install from URL), with an SD 1.5 checkpoint
 loaded as the base, and with an unCLIP-H model and an SDXL refiner in ``models/Stable-diffusion`` (tiny ones are
-enough: ``shared/real-webuis/forge/make_tiny_models.py``, start the WebUI with ``REIMAGINE_CONFIG_ROOT``). Run it
-with a python that has playwright (A1111's venv, Forge's ``pwvenv``); only the standard library is used besides.
+enough: ``tests/real_webui/setup/`` builds it all, see docs/real-webuis.md; the WebUI needs
+``REIMAGINE_CONFIG_ROOT``). Run it with a python that has playwright (A1111's venv, Forge's ``pwvenv``); only the standard library is used besides.
 
 Steps (each one recorded as pass/fail with what was seen, the new WebUI log lines that look like errors, and the
 browser's console errors; a screenshot after each):

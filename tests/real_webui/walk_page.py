@@ -27,7 +27,7 @@ BROWSER_ARGS = [
 TOP_TABS = "#tabs > .tab-nav > button"
 WAIT_S = 600  # one generation on a loaded 2-core CPU, model load included
 SEED = 1234
-# Console noise of the WebUIs themselves, offline (shared/reference/real-webui.md, real-forge.md)
+# Console noise of the WebUIs themselves, offline (docs/real-webuis.md, "The offline traps")
 IGNORED_CONSOLE = (
     "ERR_NAME_NOT_RESOLVED",
     "Failed to load resource",

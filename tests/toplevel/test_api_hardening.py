@@ -198,13 +198,18 @@ def test_denormal_strength_does_not_overflow() -> None:
     assert planned_steps(10, 5e-324) == 0  # int(1000 * 5e-324): nothing to run, as diffusers counts it
 
 
+def decode_image(data: str, index: int = 0) -> Image.Image:
+    """An upload as the routes read it: probed (size, format), then decoded upright to 8-bit RGB."""
+    return rest.decode_images([rest.probe_image(data, index)])[0]
+
+
 def test_exif_orientation_is_applied(client) -> None:
     picture = Image.new("RGB", (80, 48), "blue")
     picture.paste((255, 0, 0), (0, 0, 8, 8))  # a red corner at the stored top-left
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
     upload = _png(picture, format="JPEG", exif=exif.tobytes(), quality=95)
-    image = api.decode_image(_b64(upload))
+    image = decode_image(_b64(upload))
     assert image.size == (48, 80)
     red = np.asarray(image)[:8, -8:]  # shown turned clockwise: the stored top-left is now top-right
     assert red[..., 0].mean() > 200 and red[..., 2].mean() < 60
@@ -214,7 +219,7 @@ def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
     values = np.array([[0, 257 * 64, 32768, 65535]] * 4, dtype=np.uint16)
     upload = _png(Image.fromarray(values))
     assert Image.open(io.BytesIO(upload)).mode in ("I", "I;16")
-    image = np.asarray(api.decode_image(_b64(upload)))
+    image = np.asarray(decode_image(_b64(upload)))
     assert image.shape == (4, 4, 3)
     assert list(image[0, :, 0]) == [0, 64, round(32768 / 257 - 0.5), 255]
 
