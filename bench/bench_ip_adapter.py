@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import interleaved, median
+from common import clocks_for, interleaved, median, print_ratios
 
 
 def _files(args: argparse.Namespace) -> tuple[Path, Path, Path, Path | None]:
@@ -84,20 +83,10 @@ def main() -> None:
             width=size, height=size, generator=torch.Generator("cpu").manual_seed(1),
         )  # fmt: skip
 
-    on_gpu = args.device.startswith("cuda")
-    clocks = {"wall": time.perf_counter} if on_gpu else {"wall": time.perf_counter, "cpu": time.process_time}
-    if not on_gpu:
-        torch.set_num_threads(args.threads)
-    device_name = torch.cuda.get_device_name() if on_gpu else f"cpu ({torch.get_num_threads()} thread(s))"
+    clocks, device_name = clocks_for(args.device, args.threads)
     print(f"base: {base.name}, adapter: {adapter.name}, encoder: {encoder.name}")
     print(f"device: {device_name} {args.dtype}, {size}x{size}, {args.steps} Euler steps, cfg 7, {args.repeats} repeats")
-    print(f"{'clock':8}{'reimagine s':>14}{'diffusers s':>14}{'ratio':>8}")
-    for clock_name, clock in clocks.items():
-        with torch.inference_mode():
-            times = interleaved({"ours": ours, "diffusers": diffusers}, args.repeats, sync, clock)
-        ours_s, theirs_s = median(times["ours"]), median(times["diffusers"])
-        print(f"{clock_name:8}{ours_s:14.4f}{theirs_s:14.4f}{ours_s / theirs_s:8.3f}")
-    print("goal: ratio <= 1.03")
+    print_ratios(ours, diffusers, clocks, args.repeats, sync, goal=1.03)
 
     runs = {
         f"k={k}": (lambda k=k: variation(replace(request, keep_composition=k), IPAdapterOptions(image_strength=0.8)))

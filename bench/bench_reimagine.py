@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
-from common import interleaved, median, random_unclip
+from common import clocks_for, interleaved, median, print_ratios, random_unclip
 
 
 def _pipe(args: argparse.Namespace):
@@ -81,21 +80,10 @@ def main() -> None:
             generator=torch.Generator("cpu").manual_seed(1),
         )
 
-    on_gpu = args.device.startswith("cuda")
-    # On the CPU, also count this process's CPU time (one thread): other processes barely disturb it.
-    clocks = {"wall": time.perf_counter} if on_gpu else {"wall": time.perf_counter, "cpu": time.process_time}
-    if not on_gpu:
-        torch.set_num_threads(args.threads)
-    device_name = torch.cuda.get_device_name() if on_gpu else f"cpu ({torch.get_num_threads()} thread(s))"
+    clocks, device_name = clocks_for(args.device, args.threads)
     print(f"model: {args.model or ('full-size random ' if args.full else 'tiny random ') + args.kind}")
     print(f"device: {device_name} {args.dtype}, {size}x{size}, {args.steps} DDIM steps, cfg 10, {args.repeats} repeats")
-    print(f"{'clock':8}{'reimagine s':>14}{'diffusers s':>14}{'ratio':>8}")
-    for clock_name, clock in clocks.items():
-        with torch.inference_mode():
-            times = interleaved({"ours": ours, "diffusers": diffusers}, args.repeats, sync, clock)
-        ours_s, theirs_s = median(times["ours"]), median(times["diffusers"])
-        print(f"{clock_name:8}{ours_s:14.4f}{theirs_s:14.4f}{ours_s / theirs_s:8.3f}")
-    print("goal: ratio <= 1.03")
+    print_ratios(ours, diffusers, clocks, args.repeats, sync, goal=1.03)
 
     clip_calls, unet_calls = _count_calls(pipe.image_encoder), _count_calls(pipe.unet)
     rows = []

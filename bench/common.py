@@ -69,3 +69,34 @@ def interleaved(
 def median(values: list[float]) -> float:
     """Median of a list of timings."""
     return statistics.median(values)
+
+
+def clocks_for(device: str, threads: int) -> tuple[dict[str, Callable[[], float]], str]:
+    """The clocks to time with, and the device's name: wall time; on the CPU also this process's CPU time with
+    ``threads`` torch threads, which other processes on a shared machine barely disturb."""
+    import torch
+
+    if device.startswith("cuda"):
+        return {"wall": time.perf_counter}, torch.cuda.get_device_name()
+    torch.set_num_threads(threads)
+    return {"wall": time.perf_counter, "cpu": time.process_time}, f"cpu ({torch.get_num_threads()} thread(s))"
+
+
+def print_ratios(
+    ours: Callable[[], Any],
+    theirs: Callable[[], Any],
+    clocks: dict[str, Callable[[], float]],
+    repeats: int,
+    sync: Callable[[], None],
+    goal: float,
+) -> None:
+    """One row per clock: the median seconds of ours and of plain diffusers (interleaved), and their ratio."""
+    import torch
+
+    print(f"{'clock':8}{'reimagine s':>14}{'diffusers s':>14}{'ratio':>8}")
+    for clock_name, clock in clocks.items():
+        with torch.inference_mode():
+            times = interleaved({"ours": ours, "diffusers": theirs}, repeats, sync, clock)
+        ours_s, theirs_s = median(times["ours"]), median(times["diffusers"])
+        print(f"{clock_name:8}{ours_s:14.4f}{theirs_s:14.4f}{ours_s / theirs_s:8.3f}")
+    print(f"goal: ratio <= {goal}")

@@ -2,10 +2,10 @@
 
 Skipped unless ``REIMAGINE_REAL_WEBUI_URL`` is set (CI never sets it). The WebUI must already run with the extension
 installed and an unCLIP-H model and an SDXL refiner in its model folder (see walk.py and docs/real-webuis.md;
-tests/real_webui/setup/ builds such a WebUI, and its cycle.sh runs this walk from a clean install).
-Optional: ``REIMAGINE_REAL_WEBUI_NAME`` (screenshot prefix, default ``webui``), ``REIMAGINE_REAL_WEBUI_LOG`` (the
-WebUI's log: new error lines are reported per step), ``REIMAGINE_WALK_SHOTS`` (screenshot folder, default
-/tmp/walk-shots).
+tests/real_webui/setup/ builds such a WebUI, and its cycle.sh runs this walk from a clean install). Optional: ``REIMAGINE_REAL_WEBUI_NAME`` (screenshot prefix, default ``webui``),
+``REIMAGINE_REAL_WEBUI_LOG`` (the WebUI's log: new error lines are reported per step), ``REIMAGINE_WALK_SHOTS``
+(screenshot folder, default /tmp/walk-shots); ``REIMAGINE_WALK_SDXL`` (an SDXL base checkpoint name: the SDXL steps),
+``REIMAGINE_WALK_WEBUI_DIR`` (the WebUI folder, to install the test-only VAE probe), ``REIMAGINE_WALK_ONLY=sdxl``, ``REIMAGINE_WALK_SDXL_STEPS``.
 
     REIMAGINE_REAL_WEBUI_URL=http://127.0.0.1:7860 REIMAGINE_REAL_WEBUI_LOG=$HOME/real-webuis/a1111/logs/webui.log \\
         $HOME/real-webuis/a1111/pwvenv/bin/python -m pytest tests/real_webui/test_real_walk.py -p no:cacheprovider -s
@@ -40,6 +40,16 @@ def test_user_walk_through_the_real_webui() -> None:
     walk = _walk_module()
     name = os.environ.get("REIMAGINE_REAL_WEBUI_NAME", "webui")
     shots = Path(os.environ.get("REIMAGINE_WALK_SHOTS", "/tmp/walk-shots"))
-    results = walk.walk(URL, name, shots, os.environ.get("REIMAGINE_REAL_WEBUI_LOG"))
+    webui_dir = os.environ.get("REIMAGINE_WALK_WEBUI_DIR")
+    results = walk.walk(
+        URL,
+        name,
+        shots,
+        os.environ.get("REIMAGINE_REAL_WEBUI_LOG"),
+        sdxl=os.environ.get("REIMAGINE_WALK_SDXL", ""),
+        webui_dir=Path(webui_dir) if webui_dir else None,
+        only=os.environ.get("REIMAGINE_WALK_ONLY", ""),
+        sdxl_steps=tuple(s for s in os.environ.get("REIMAGINE_WALK_SDXL_STEPS", "").split(",") if s),
+    )
     failed = [f"{r['step']}: {r['error']} (screenshot {r['screenshot']})" for r in results if not r["ok"]]
     assert not failed, "\n".join(failed)
