@@ -30,6 +30,8 @@ browser's console errors; a screenshot after each):
    progress bar shows; the tab comes back idle (not just "Interrupting..."), with the images that finished and the
    "Interrupted" note, and a 2-step run afterwards works.
    ``refine`` also checks that the batch stays in the gallery with the refined image added last and selected.
+   ``ip-adapter``, ``ip-adapter-keep-composition``: one IP-Adapter variation (the SD 1.5 base + ``ip-adapter_sd15``)
+   and one with Keep composition 0.5, from the tab (``walk_ipadapter.py``, which also places their files).
 3. ``txt2img``: tick the "Refiner post-pass (SDXL)" accordion, refiner model, 2 steps, 64x64; our infotext keys.
 4. ``api``: POST /sdapi/v1/txt2img with the refiner's alwayson args (200 + our keys), and a bad value (strength 5):
    a 4xx or a clear ``Refiner post-pass error`` in the infotext, never a 500.
@@ -41,7 +43,8 @@ browser's console errors; a screenshot after each):
    goes to ``<shots>/<name>-sdxl-report.json``. ``--only sdxl`` (env ``REIMAGINE_WALK_ONLY``) skips steps 1-4; ``--sdxl-steps sdxl-latent,sdxl-hires`` (env
    ``REIMAGINE_WALK_SDXL_STEPS``) runs only those SDXL steps.
 
-Modules: ``walk_page.py`` (helpers, recorder, page actions), ``walk_steps.py`` (steps 1-4), ``walk_sdxl.py`` (5).
+Modules: ``walk_page.py`` (helpers, recorder, page actions), ``walk_steps.py`` (steps 1-4), ``walk_sdxl.py`` (5),
+``walk_ipadapter.py`` (the IP-Adapter steps of 2).
 Exit status 0 when every step passed. Models are found through the extension's ``GET /reimagine/v1/models``.
 No timing is checked; waits are generous (CPU WebUIs are slow).
 """
@@ -59,6 +62,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the walk's modules, also when loaded by file path
 
+import walk_ipadapter  # noqa: E402
 from walk_page import BROWSER_ARGS, IGNORED_CONSOLE, VIEWPORT, png_bytes  # noqa: E402
 from walk_sdxl import SDXLSteps  # noqa: E402
 from walk_steps import SD15Steps  # noqa: E402
@@ -128,6 +132,8 @@ class Walk(SDXLSteps, SD15Steps):
                     self.step(
                         "interrupt", "Interrupt a long run: idle again, the finished images kept", self.step_interrupt
                     )
+                    for key, title, fn in walk_ipadapter.steps(self, image):  # the IP-Adapter backend
+                        self.step(key, title, fn)
                     self.step(
                         "txt2img-refiner",
                         "txt2img with the Refiner post-pass (SDXL) accordion ticked",

@@ -95,5 +95,9 @@ build_models() {
   cp -f "$root/single/unclip-h.safetensors" "$models/sd21-unclip-h-tiny.safetensors"
   cp -f "$root/single/sdxl-refiner.safetensors" "$models/sd_xl_refiner-tiny.safetensors"
   printf 'REIMAGINE_CONFIG_ROOT=%s\n' "$root/configs" > "$dir/webui.env"
+  # the IP-Adapter steps: ip-adapter_sd15 (full size, random) for the SD 1.5 base, an encoder in models/clip_vision,
+  # the sd1 config next to the tiny ones (tests/real_webui/walk_ipadapter.py)
+  [[ -f $dir/webui/models/ipadapter/ip-adapter_sd15.safetensors && -f $root/configs/sd1/model_index.json ]] \
+    || env PYTHONPATH="$pypath" HF_HUB_OFFLINE=1 "$py" "$SETUP_DIR/../walk_ipadapter.py" place "$dir/webui" "$root/configs"
   "${run[@]}" clip-l-cache "$dir/hf-home"
 }
