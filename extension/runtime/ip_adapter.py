@@ -143,3 +143,14 @@ def from_sdxl_adapter(text: str) -> bool:
     from .. import infotext
 
     return "sdxl" in (infotext.parse(text).get("IP-Adapter") or "").lower() if text else False
+
+
+def with_refiner_mode(text: str, mode: str) -> str:
+    """``text`` with its refiner mode set to ``mode`` (``Pixel (latents not kept)``: why latent mode did not run)."""
+    from .. import infotext
+    from ..params import REFINER
+
+    params = infotext.parse(text)
+    prompt, negative = params.pop("Prompt"), params.pop("Negative prompt")
+    params[str(REFINER["mode"].infotext)] = mode
+    return infotext.build(prompt, negative, params)

@@ -424,9 +424,10 @@ def refine_selected(
 ) -> tuple[list[Any], str, str, str]:
     """The "Refine with SDXL" button: the selected output through the SDXL refiner post-pass: in latent mode when it is
     an SDXL base's output of the last batch (its latents were kept: no VAE round trip, the base's size), else in pixel
-    mode at the 1024² class (an SDXL base's older output says why: ``Pixel (latents not kept)``). The batch stays in the gallery and the refined image is added after it (the tab's JavaScript then selects it), as
-    the WebUI keeps a batch visible; the generation info grows to match, so selecting any image still shows its own
-    infotext and seed."""
+    mode at the 1024² class (an SDXL base's older output says why: ``Pixel (latents not kept)``). The batch stays in
+    the gallery and the refined image is added after it (the tab's JavaScript then selects it), as the WebUI keeps a
+    batch visible; the generation info grows to match, so selecting any image still shows its own infotext and
+    seed."""
     engine = (engine or Engine()).resolved()
     control = host.control()
     outputs = Outputs(GenerationInfo())
@@ -554,9 +555,8 @@ def _refine_images(
                 preview=control.latent_preview(SDXL),
             )
             if fallback:
-                result.infotexts = [
-                    _with_mode(text, f"{getattr(result, 'mode', 'Pixel')} ({fallback})") for text in result.infotexts
-                ]
+                mode = f"{getattr(result, 'mode', 'Pixel')} ({fallback})"
+                result.infotexts = [ip_adapter.with_refiner_mode(text, mode) for text in result.infotexts]
             _collect(host, control, outputs, result)
             if result.interrupted and not (control.skipped and not control.interrupted):
                 outputs.interrupted = True
@@ -574,17 +574,6 @@ def _with_size(text: str, size: tuple[int, int]) -> str:
     prompt, negative = params.pop("Prompt"), params.pop("Negative prompt")
     if "Size" in params:
         params["Size"] = f"{size[0]}x{size[1]}"
-    return infotext.build(prompt, negative, params)
-
-
-def _with_mode(text: str, mode: str) -> str:
-    """``text`` with its refiner mode set to ``mode`` (``Pixel (latents not kept)``: why latent mode did not run)."""
-    from .. import infotext
-    from ..params import REFINER
-
-    params = infotext.parse(text)
-    prompt, negative = params.pop("Prompt"), params.pop("Negative prompt")
-    params[str(REFINER["mode"].infotext)] = mode
     return infotext.build(prompt, negative, params)
 
 
