@@ -113,7 +113,7 @@ def _generate(walk: Any, image: Path, keep: float) -> dict[str, str]:
     for elem_id, value in (("steps", 2), ("width", 64), ("height", 64), ("batch_count", 1), ("batch_size", 1)):
         walk.number(f"reimagine_{elem_id}", value)
     walk.number("reimagine_seed", SEED)
-    walk.number("reimagine_keep_composition", keep)
+    walk.number("reimagine_keep_composition", keep or 0)  # the box reads "0", not "0.0"
     walk.open_accordion("reimagine_ip_adapter_accordion")
     walk.number("reimagine_image_strength", IMAGE_STRENGTH)
     before = p.locator("#generation_info_reimagine textarea").first.input_value()
