@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from typing import Any
 
@@ -43,3 +44,16 @@ def decode_base64(text: str) -> bytes:
         return base64.b64decode(data, validate=True)
     except (UnicodeEncodeError, binascii.Error) as error:
         raise ValueError(str(error)) from None
+
+
+def gallery_entry(item: Any) -> Any:
+    """A gallery value's entry as an output value again, without its caption: its path or URL (gradio 3 dicts, gradio
+    4+ tuples and ``{"image": {...}}`` models), or the image itself."""
+    if isinstance(item, (list, tuple)) and item:
+        item = item[0]
+    if isinstance(item, dict):
+        item = item.get("image", item)
+        item = item.get("path") or item.get("name") or item.get("url") if isinstance(item, dict) else item
+    if isinstance(item, str) and "?" in item and os.path.isfile(item.rsplit("?", 1)[0]):
+        item = item.rsplit("?", 1)[0]  # A1111 names saved outputs "<path>?<mtime>" (ui_tempdir.save_pil_to_file)
+    return item

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -24,7 +23,7 @@ from typing import Any
 
 from ..engine.preview import SD, SDXL
 from ..errors import ParamError, ReimagineError
-from ..images import normalized
+from ..images import gallery_entry, normalized
 from ..loading.discovery import REFINER_KINDS, UNCLIP_KINDS
 from ..params import REIMAGINE, TEXT_DIFF, WEBUI_KEYS
 from . import ip_adapter
@@ -447,21 +446,8 @@ def refine_selected(
     except ReimagineError as error:
         outputs.error = str(error)
     refined, info, shown, log = outputs.values()
-    kept = [_output_entry(item) for item in (gallery or [])]
+    kept = [gallery_entry(item) for item in (gallery or [])]
     return [*kept, *refined], _appended_info(generation_info, len(kept), info), shown, log
-
-
-def _output_entry(item: Any) -> Any:
-    """A gallery value's entry as an output value again: its path or URL (gradio 3 dicts, gradio 4 tuples), or the
-    image itself."""
-    if isinstance(item, (list, tuple)) and item:
-        item = item[0]
-    if isinstance(item, dict):
-        item = item.get("image", item)
-        item = item.get("path") or item.get("name") or item.get("url") if isinstance(item, dict) else item
-    if isinstance(item, str) and "?" in item and os.path.isfile(item.rsplit("?", 1)[0]):
-        item = item.rsplit("?", 1)[0]  # A1111 names saved outputs "<path>?<mtime>" (ui_tempdir.save_pil_to_file)
-    return item
 
 
 def _appended_info(before: str, count: int, added: str) -> str:

@@ -98,17 +98,6 @@ def file_paths(value: Any) -> list[str]:
     return paths
 
 
-def gallery_entry(item: Any) -> Any:
-    """One gallery value entry without its caption: a path/URL string, a dict or an image."""
-    if isinstance(item, (list, tuple)) and item:
-        item = item[0]
-    if isinstance(item, dict):
-        if isinstance(item.get("image"), dict):  # gradio 4 GalleryImage model dumped to dict
-            item = item["image"]
-        return item.get("path") or item.get("name") or item.get("url")
-    return item
-
-
 def update(**kwargs: Any) -> Any:
     """``gr.update`` (same in both)."""
     return gr.update(**kwargs)

@@ -23,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..images import gallery_entry
 from ..outputs import save_png
 from ..runtime.control import Control
 from ..runtime.host import MEMORY_MODES
@@ -189,7 +190,7 @@ class StandaloneHost(TabHost):
                     generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tabname}")
 
         def download_all(value: Any) -> Any:
-            paths = [path for path in (self._local_path(compat.gallery_entry(item)) for item in value or []) if path]
+            paths = [path for path in (self._local_path(gallery_entry(item)) for item in value or []) if path]
             return compat.update(value=[str(p) for p in paths] or None, visible=bool(paths))
 
         download.click(fn=download_all, inputs=[gallery], outputs=[files], show_progress=False)
@@ -218,7 +219,7 @@ class StandaloneHost(TabHost):
         items = list(value or [])
         if not items:
             return None
-        entry = compat.gallery_entry(items[index if 0 <= index < len(items) else 0])
+        entry = gallery_entry(items[index if 0 <= index < len(items) else 0])
         if hasattr(entry, "convert"):
             return entry
         if isinstance(entry, str) and entry.startswith("data:image/"):
