@@ -217,12 +217,17 @@ def probe_serve(user: UserDir, command: str) -> None:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     printed: list[str] = []  # the user opens the page once serve prints its address (its routes are all in by then)
-    reader = threading.Thread(target=lambda: printed.extend(iter(process.stdout.readline, "")), daemon=True)
-    reader.start()
+    errors: list[str] = []  # drained too: a full stderr pipe would block the server (seen as a hang on Ctrl+C)
+    readers = [
+        threading.Thread(target=lambda: printed.extend(iter(process.stdout.readline, "")), daemon=True),
+        threading.Thread(target=lambda: errors.extend(iter(process.stderr.readline, "")), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
     try:
         deadline = time.monotonic() + 240
         while True:
-            assert process.poll() is None, f"serve exited {process.returncode}: {process.communicate()}"
+            assert process.poll() is None, f"serve exited {process.returncode}: {printed} {errors}"
             if not any(f"open {url}" in line for line in printed):
                 assert time.monotonic() < deadline, f"serve printed no address in 240 s: {printed}"
                 time.sleep(0.5)
@@ -254,8 +259,9 @@ def probe_serve(user: UserDir, command: str) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             pytest.fail("serve did not stop on SIGINT within 60 s")
-        reader.join(10)
-        out, err = "".join(printed), process.stderr.read()
+        for reader in readers:
+            reader.join(10)
+        out, err = "".join(printed), "".join(errors)
     assert process.returncode == 0, f"exit {process.returncode}\n{out}\n{err}"
     assert "Traceback" not in err, err
     assert f"open {url}" in out, out
