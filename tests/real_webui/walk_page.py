@@ -181,6 +181,18 @@ class WalkPage:
         self.unclip = self.refiner = ""
         self.seeds: list[int] = []
 
+    def refiner_accordion_id(self) -> str:
+        """The id of our txt2img accordion (A1111's InputAccordion, or Forge's script group)."""
+        accordion = self.page.evaluate(
+            """() => { const a = Array.from(document.querySelectorAll('#tab_txt2img .input-accordion, '
+                         + '#tab_txt2img [id^=script_txt2img]'))
+                         .find(e => /refiner_post.?pass_enabled$/.test(e.id));
+                       return a ? a.id : null; }"""
+        )
+        if not accordion:
+            raise AssertionError("no 'Refiner post-pass (SDXL)' accordion in txt2img")
+        return accordion
+
     # --- recording -------------------------------------------------------------------------------------------------
 
     def note(self, text: str) -> None:

@@ -184,14 +184,7 @@ class SDXLSteps(WalkPage):
 
     def _refiner_accordion(self) -> str:
         p = self.page
-        accordion = p.evaluate(
-            """() => { const a = Array.from(document.querySelectorAll('#tab_txt2img .input-accordion, '
-                         + '#tab_txt2img [id^=script_txt2img]'))
-                         .find(e => /refiner_post.?pass_enabled$/.test(e.id));
-                       return a ? a.id : null; }"""
-        )
-        if not accordion:
-            raise AssertionError("no 'Refiner post-pass (SDXL)' accordion in txt2img")
+        accordion = self.refiner_accordion_id()
         prefix = accordion[: -len("enabled")]
         p.locator(f"#{accordion}").first.scroll_into_view_if_needed()
         self.open_accordion(accordion)

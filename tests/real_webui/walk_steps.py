@@ -374,14 +374,7 @@ class SD15Steps(WalkPage):
     def step_txt2img(self) -> None:
         p = self.page
         self.top_tab("txt2img")
-        accordion = p.evaluate(
-            """() => { const a = Array.from(document.querySelectorAll('#tab_txt2img .input-accordion, '
-                         + '#tab_txt2img [id^=script_txt2img]'))
-                         .find(e => /refiner_post.?pass_enabled$/.test(e.id));
-                       return a ? a.id : null; }"""
-        )
-        if not accordion:
-            raise AssertionError("no 'Refiner post-pass (SDXL)' accordion in txt2img")
+        accordion = self.refiner_accordion_id()
         prefix = accordion[: -len("enabled")]
         self.note(f"accordion #{accordion}")
         p.locator(f"#{accordion}").first.scroll_into_view_if_needed()
